@@ -1,0 +1,20 @@
+"""flashsnn: fused spiking-neuron kernels for MLX.
+
+All T time steps of a layer run in one kernel launch, forward and backward,
+with a real surrogate-gradient VJP; a pure-MLX reference stands beside every
+fused op and takes over wherever no kernel applies.
+
+>>> import mlx.core as mx, flashsnn as fs
+>>> x = mx.random.normal((25, 8, 100))            # [T, B, N]
+>>> spk, mem = fs.ops.leaky(x, beta=0.9)          # spk [25, 8, 100], mem [8, 100]
+"""
+
+import mlx.core  # noqa: F401  (loads libmlx before _ext needs it)
+
+from . import _backend, ops, reference, surrogate
+from ._backend import fused_unavailable_reason, gpu_backend
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "reference", "surrogate", "gpu_backend", "fused_unavailable_reason",
+           "__version__"]

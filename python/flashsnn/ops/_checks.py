@@ -1,0 +1,100 @@
+"""Argument checks shared by every op and its reference entry point.
+
+Errors name the op (``[leaky] ...``) and, for a choice, list the valid ones.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from .. import _backend
+
+FLOAT_DTYPES = (mx.float32, mx.float16, mx.bfloat16)
+BACKENDS = ("auto", "fused", "reference")
+
+
+def choice(op: str, name: str, value, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"[{op}] unknown {name} {value!r}; valid: "
+                         + ", ".join(repr(o) for o in options))
+    return value
+
+
+def input_sequence(op: str, x) -> tuple:
+    """Check x is ``[T, *S]`` floating; return S."""
+    if not isinstance(x, mx.array):
+        raise TypeError(f"[{op}] x must be an mlx.core.array; got {type(x).__name__}")
+    if x.ndim < 1:
+        raise ValueError(f"[{op}] x must be [T, *S] with a leading time axis; got a scalar")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"[{op}] x must be float32, float16 or bfloat16; got {x.dtype}")
+    return tuple(x.shape[1:])
+
+
+def state(op: str, name: str, s, S: tuple):
+    """A state argument (``mem``, ``syn``...): None or a float array of shape S,
+    returned as float32 (state arithmetic is float32 on every path)."""
+    if s is None:
+        return None
+    if not isinstance(s, mx.array):
+        raise TypeError(f"[{op}] {name} must be an mlx.core.array or None; got {type(s).__name__}")
+    if tuple(s.shape) != S:
+        raise ValueError(f"[{op}] {name} must have shape {S} (x without its time axis); "
+                         f"got {tuple(s.shape)}")
+    if s.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"[{op}] {name} must be float32, float16 or bfloat16; got {s.dtype}")
+    return s.astype(mx.float32)
+
+
+def param(op: str, name: str, p, S: tuple) -> mx.array:
+    """A neuron parameter: a real number, or an array broadcastable to S.
+    Returned as float32 (differentiable when it was an array)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, mx.array)):
+        raise TypeError(f"[{op}] {name} must be a float or an mlx.core.array broadcastable "
+                        f"to {S}; got {type(p).__name__}")
+    if not isinstance(p, mx.array):
+        return mx.array(float(p), dtype=mx.float32)
+    if not (mx.issubdtype(p.dtype, mx.floating) or mx.issubdtype(p.dtype, mx.integer)) \
+            or p.dtype == mx.bool_:
+        raise ValueError(f"[{op}] {name} must be a real-valued array; got {p.dtype}")
+    try:
+        ok = tuple(mx.broadcast_shapes(tuple(p.shape), S)) == S
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"[{op}] {name} of shape {tuple(p.shape)} does not broadcast to the "
+                         f"neuron shape {S} (x without its time axis)")
+    return p.astype(mx.float32)
+
+
+def suffix_param(p: mx.array, S: tuple) -> mx.array:
+    """The form the kernels take: a parameter whose shape (leading 1s aside)
+    ends S is used as is, element i of S reading p[i % p.size]; any other
+    broadcast shape is materialized to S."""
+    shape = list(p.shape)
+    while shape and shape[0] == 1:
+        shape.pop(0)
+    if len(shape) <= len(S) and tuple(shape) == tuple(S[len(S) - len(shape):]):
+        return p
+    return mx.broadcast_to(p, S)
+
+
+def use_fused(op: str, backend: str, why_not: str | None) -> bool:
+    """Resolve ``backend`` given the reason a kernel cannot run (None if it can)."""
+    choice(op, "backend", backend, BACKENDS)
+    if backend == "reference":
+        return False
+    if why_not is None:
+        return True
+    if backend == "fused":
+        raise RuntimeError(f"[{op}] backend='fused' but no fused kernel applies: {why_not}")
+    return False
+
+
+def kernel_reason(spike_grad) -> str | None:
+    """Why this surrogate rules out the kernels, or the device/build reason."""
+    kid = getattr(spike_grad, "kernel_id", None)
+    if kid is None:
+        return ("spike_grad is not one of the kernels' surrogates (a user callable or a "
+                "stochastic one), so it runs on the reference path")
+    return _backend.fused_unavailable_reason()

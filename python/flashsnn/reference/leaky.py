@@ -1,0 +1,77 @@
+"""Leaky, the pure-MLX way: one Python-level step per time step, upcast to
+float32, straight-through surrogate (see ``flashsnn.surrogate``).
+
+Written from snnTorch's equations, independently of ``src/step/leaky.h``::
+
+    reset_t = stop_gradient(H(U_{t-1} - threshold))          (snntorch convention)
+    subtract: U_t = beta*U_{t-1} + X_t - reset_t*threshold
+    zero:     U_t = beta*((1 - reset_t)*U_{t-1}) + X_t
+    S_t     = spike_grad(U_t - threshold)
+    reset_delay=False:  U_t -= (S_t - reset_t) * threshold   (subtract)
+                        U_t -= (S_t - reset_t) * U_t         (zero)
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from .. import surrogate as _surrogate
+from ..ops.leaky import DELAYED, SAME_STEP, LeakyArgs, check_args
+
+
+def _fire(spike_grad, v: mx.array, inclusive: bool) -> mx.array:
+    if isinstance(spike_grad, _surrogate.Surrogate):
+        return spike_grad.spike(v, inclusive=inclusive)
+    return spike_grad(v)  # a user callable decides its own firing rule
+
+
+def run(a: LeakyArgs) -> tuple[mx.array, mx.array]:
+    dtype = a.x.dtype
+    x = a.x.astype(mx.float32)
+    th = a.threshold
+    beta = a.beta
+    b = mx.where(beta < 0, 0.0, mx.where(beta > 1, 1.0, beta))  # clamp; grad passes on [0, 1]
+    u = a.mem if a.mem is not None else mx.zeros(a.S, dtype=mx.float32)
+    same_step = a.mode == SAME_STEP
+    spks, mems = [], []
+    for t in range(x.shape[0]):
+        if same_step:
+            r = None
+            h = b * u + x[t]
+        else:
+            r = mx.stop_gradient(_fire(a.spike_grad, u - th, False))
+            if a.reset == "subtract":
+                h = b * u + x[t] - r * th
+            elif a.reset == "zero":
+                h = b * ((1.0 - r) * u) + x[t]
+            else:
+                h = b * u + x[t]
+        s = _fire(a.spike_grad, h - th, same_step)
+        if a.mode == DELAYED or a.reset == "none":
+            u = h
+        else:
+            d = s if r is None else s - r
+            if a.detach:
+                d = mx.stop_gradient(d)
+            u = h - d * th if a.reset == "subtract" else h - d * h
+        spks.append(s)
+        if a.mem_all:
+            mems.append(u)
+    if x.shape[0] == 0:
+        spk = mx.zeros(a.x.shape, dtype=dtype)
+        mem = mx.zeros(a.x.shape, dtype=dtype) if a.mem_all else u.astype(dtype)
+        return spk, mem
+    spk = mx.stack(spks).astype(dtype)
+    mem = mx.stack(mems) if a.mem_all else u
+    return spk, mem.astype(dtype)
+
+
+def leaky(x: mx.array, mem: mx.array | None = None, *, beta, threshold=1.0,
+          reset_mechanism: str = "subtract", reset_delay: bool = True,
+          spike_grad=_surrogate.atan(), output_mem: str = "last",
+          convention: str = "snntorch", detach_reset: bool = False
+          ) -> tuple[mx.array, mx.array]:
+    """Same signature and results as :func:`flashsnn.ops.leaky` (without
+    ``backend``), computed step by step in plain MLX."""
+    return run(check_args(x, mem, beta, threshold, reset_mechanism, reset_delay,
+                              spike_grad, output_mem, convention, detach_reset))

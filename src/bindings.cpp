@@ -1,0 +1,67 @@
+// The nanobind module flashsnn._ext. NB_DOMAIN mlx shares mlx.core's type
+// registry, so mx.array and streams cross the boundary without copies.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
+
+#include "mlx/version.h"
+
+#include "ops/leaky.h"
+#include "step/common.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+namespace mx = mlx::core;
+
+#ifndef FLASHSNN_GPU_BACKEND
+#define FLASHSNN_GPU_BACKEND "none"
+#endif
+
+NB_MODULE(_ext, m) {
+  m.doc() = "flashsnn fused kernels (MLX primitives)";
+
+  m.def("gpu_backend", [] { return std::string(FLASHSNN_GPU_BACKEND); },
+        "The GPU backend compiled in: 'metal', 'cuda' or 'none'.");
+  m.def("mlx_version", [] {
+    return std::to_string(MLX_VERSION_MAJOR) + "." + std::to_string(MLX_VERSION_MINOR) +
+        "." + std::to_string(MLX_VERSION_PATCH);
+  }, "The MLX version whose headers this module was built against.");
+
+  // The C++ side of the surrogate table, for the test that checks it
+  // against flashsnn.surrogate.KERNEL_IDS (names in fs::SurrogateId order).
+  m.def("surrogate_names", [] {
+    static const char* names[fs::kNumSurrogates] = {
+        "atan", "fast_sigmoid", "sigmoid", "triangular", "straight_through",
+        "heaviside", "spike_rate_escape", "sparse_fast_sigmoid", "leaky_spike_operator"};
+    return std::vector<std::string>(names, names + fs::kNumSurrogates);
+  });
+  m.def(
+      "surrogate_grad",
+      [](int id, float v, float spike, float a, float b) {
+        return fs::surrogate_grad(fs::Surrogate{id, a, b}, v, spike);
+      },
+      "id"_a, "v"_a, "spike"_a, "a"_a, "b"_a,
+      "fs::surrogate_grad from src/step/common.h, one value (for tests).");
+
+  m.def(
+      "leaky",
+      [](const mx::array& x, const mx::array& mem, const mx::array& beta,
+         const mx::array& threshold, int reset, int mode, bool detach, int surrogate_id,
+         float surrogate_a, float surrogate_b, bool mem_all, int save, mx::StreamOrDevice s) {
+        flashsnn::LeakyOptions o;
+        o.reset = reset;
+        o.mode = mode;
+        o.detach = detach;
+        o.surrogate = {surrogate_id, surrogate_a, surrogate_b};
+        o.mem_all = mem_all;
+        return flashsnn::leaky_forward(x, mem, beta, threshold, o, save, s);
+      },
+      "x"_a, "mem"_a, "beta"_a, "threshold"_a, nb::kw_only(), "reset"_a, "mode"_a,
+      "detach"_a, "surrogate_id"_a, "surrogate_a"_a, "surrogate_b"_a, "mem_all"_a,
+      "save"_a = -1, "stream"_a = nb::none(),
+      "Fused Leaky over all T steps: [spk, mem]. Use flashsnn.ops.leaky instead; "
+      "this entry point takes enums and float32 inputs already validated. save: "
+      "-1 decides from the inputs, 1/0 forces the forward to keep (or drop) what "
+      "the backward needs (0 makes the backward recompute it; tests use this).");
+}

@@ -1,0 +1,280 @@
+// Leaky: op function (validation, shapes) and transforms (vjp, vmap, shapes).
+// Kernels: src/cpu/leaky.cpp, csrc/leaky.{cpp,cu}, metal/leaky.cpp.
+#include "leaky.h"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "mlx/ops.h"
+
+#include "common.h"
+
+namespace flashsnn {
+
+namespace {
+
+const char* kOp = "leaky";
+
+Shape_t neuron_shape(const mx::array& x) {
+  return Shape_t(x.shape().begin() + 1, x.shape().end());
+}
+
+// True when p's shape, leading 1s removed, is a trailing part of S, so that
+// element i of the flattened S uses p[i % p.size()].
+bool is_suffix_param(const mx::array& p, const Shape_t& S) {
+  auto ps = p.shape();
+  size_t lead = 0;
+  while (lead < ps.size() && ps[lead] == 1) ++lead;
+  size_t k = ps.size() - lead;
+  if (k > S.size()) return false;
+  for (size_t j = 0; j < k; ++j) {
+    if (ps[lead + j] != S[S.size() - k + j]) return false;
+  }
+  return true;
+}
+
+void check_options(const LeakyOptions& o) {
+  if (o.reset < fs::kSubtract || o.reset > fs::kNone)
+    fail(kOp, "reset must be 0 (subtract), 1 (zero) or 2 (none)");
+  if (o.mode < fs::kDelayed || o.mode > fs::kSameStep)
+    fail(kOp, "mode must be 0 (delayed), 1 (immediate) or 2 (same-step)");
+  if (o.surrogate.id < 0 || o.surrogate.id >= fs::kNumSurrogates)
+    fail(kOp, "unknown surrogate id " + std::to_string(o.surrogate.id));
+}
+
+// All outputs of the forward primitive (spk, mem, then h and u if saved).
+std::vector<mx::array> forward_all(const mx::array& x,
+                                   const mx::array& mem,
+                                   const mx::array& beta,
+                                   const mx::array& threshold,
+                                   LeakyOptions opts,
+                                   mx::Stream s) {
+  auto dtype = x.dtype();
+  std::vector<mx::Shape> shapes = {x.shape(), opts.mem_all ? x.shape() : neuron_shape(x)};
+  std::vector<mx::Dtype> dtypes = {dtype, dtype};
+  if (opts.save) {
+    shapes.push_back(x.shape());
+    dtypes.push_back(mx::float32);
+  }
+  if (opts.saves_u()) {
+    shapes.push_back(x.shape());
+    dtypes.push_back(mx::float32);
+  }
+  return mx::array::make_arrays(
+      std::move(shapes), dtypes, std::make_shared<LeakyForward>(s, opts),
+      {mx::contiguous(x, false, s), mx::contiguous(mem, false, s),
+       mx::contiguous(beta, false, s), mx::contiguous(threshold, false, s)});
+}
+
+// Per-neuron partials [N/P, P] -> the input's own shape. The sum over axis 0
+// is MLX's reduction: a fixed order, so the same inputs give bitwise the same
+// gradient (no float atomics anywhere).
+mx::array reduce_partial(const mx::array& partial, const mx::array& input,
+                         mx::Stream s) {
+  auto g = partial.shape(0) == 1 ? partial : mx::sum(partial, 0, true, s);
+  return mx::reshape(g, input.shape(), s);
+}
+
+// Put the vmapped axis of `a` at `pos`, or broadcast an unbatched `a` there.
+mx::array batch_at(const mx::array& a, int axis, int pos, int V,
+                   mx::Stream s) {
+  if (axis >= 0) return mx::moveaxis(a, axis, pos, s);
+  auto e = mx::expand_dims(a, pos, s);
+  auto shape = e.shape();
+  shape[pos] = V;
+  return mx::broadcast_to(e, shape, s);
+}
+
+// A parameter batched along `axis` becomes a full [V, *S] parameter;
+// an unbatched one stays as it is (still a suffix of [V, *S]).
+mx::array batch_param(const mx::array& p, int axis, const Shape_t& VS,
+                      mx::Stream s) {
+  if (axis < 0) return p;
+  auto q = mx::moveaxis(p, axis, 0, s);
+  // [V, *suffix] -> [V, 1, ..., 1, *suffix] -> [V, *S]
+  Shape_t shape(VS.size(), 1);
+  shape[0] = q.shape(0);
+  for (int j = 1; j < q.ndim(); ++j) {
+    shape[VS.size() - (q.ndim() - j)] = q.shape(j);
+  }
+  return mx::broadcast_to(mx::reshape(q, shape, s), VS, s);
+}
+
+int vmap_size(const std::vector<mx::array>& inputs,
+              const std::vector<int>& axes) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (axes[i] >= 0) return inputs[i].shape(axes[i]);
+  }
+  fail(kOp, "vmap called with no batched input");
+}
+
+}  // namespace
+
+LeakyDims leaky_dims(const mx::array& x, const mx::array& mem,
+                     const mx::array& beta, const mx::array& threshold) {
+  LeakyDims d;
+  d.T = x.shape(0);
+  d.N = 1;
+  for (int j = 1; j < x.ndim(); ++j) d.N *= x.shape(j);
+  d.P_mem = mem.size();
+  d.P_beta = beta.size();
+  d.P_th = threshold.size();
+  return d;
+}
+
+std::vector<mx::array> leaky_forward(const mx::array& x,
+                                     const mx::array& mem,
+                                     const mx::array& beta,
+                                     const mx::array& threshold,
+                                     LeakyOptions opts,
+                                     int save,
+                                     mx::StreamOrDevice s) {
+  check_options(opts);
+  if (x.ndim() < 1) fail(kOp, "x must be [T, *S] with a time axis; got a scalar");
+  check_float_dtype(kOp, "x", x.dtype());
+  auto S = neuron_shape(x);
+  for (auto* p : {&mem, &beta, &threshold}) {
+    const char* what = p == &mem ? "mem" : (p == &beta ? "beta" : "threshold");
+    if (p->dtype() != mx::float32)
+      fail(kOp, std::string(what) + " must be float32 here (the Python op casts it)");
+    if (!is_suffix_param(*p, S))
+      fail(kOp, std::string(what) + " of shape " + shape_str(p->shape()) +
+                    " must be a scalar or match the trailing dimensions of " + shape_str(S) +
+                    " (broadcast other shapes first)");
+  }
+  auto stream = mx::to_stream(s);
+  if (x.size() == 0) {
+    // T = 0 or an empty neuron shape: nothing to step.
+    auto spk = mx::zeros(x.shape(), x.dtype(), stream);
+    auto m = opts.mem_all ? mx::zeros(x.shape(), x.dtype(), stream)
+                          : mx::astype(mx::broadcast_to(mem, S, stream), x.dtype(), stream);
+    return {spk, m};
+  }
+  // The forward writes h only when something may differentiate through it:
+  // inside mx.grad / mx.vjp / mx.compile the inputs are tracers. Inference
+  // then moves a third fewer bytes. vjp recomputes h if it was not saved.
+  if (save < 0) {
+    save = x.is_tracer() || mem.is_tracer() || beta.is_tracer() || threshold.is_tracer();
+  }
+  opts.save = save != 0;
+  auto outs = forward_all(x, mem, beta, threshold, opts, stream);
+  return {outs[0], outs[1]};
+}
+
+std::vector<mx::array> LeakyForward::jvp(const std::vector<mx::array>&,
+                                         const std::vector<mx::array>&,
+                                         const std::vector<int>&) {
+  fail(kOp, "forward-mode differentiation (jvp) is not supported; use mx.grad or mx.vjp");
+}
+
+std::vector<mx::array> LeakyForward::vjp(
+    const std::vector<mx::array>& primals,
+    const std::vector<mx::array>& cotangents,
+    const std::vector<int>& argnums,
+    const std::vector<mx::array>& outputs) {
+  auto s = stream();
+  const auto& x = primals[0];
+  const auto& mem = primals[1];
+  const auto& beta = primals[2];
+  const auto& th = primals[3];
+
+  std::vector<mx::array> saved(outputs.begin() + 2, outputs.end());
+  LeakyOptions opts = opts_;
+  if (!opts.save) {
+    opts.save = true;
+    auto again = forward_all(x, mem, beta, th, opts, s);
+    saved.assign(again.begin() + 2, again.end());
+  }
+  std::vector<mx::array> inputs = saved;
+  // Cotangents arrive in the outputs' dtype from MLX's own ops, but an
+  // explicit mx.vjp may pass others; the kernel reads x's dtype.
+  inputs.insert(inputs.end(), {mem, beta, th, mx::astype(cotangents[0], x.dtype(), s),
+                               mx::astype(cotangents[1], x.dtype(), s)});
+  for (auto& a : inputs) a = mx::contiguous(a, false, s);
+
+  auto N = x.size() / x.shape(0);
+  auto part = [&](const mx::array& p) { return mx::Shape{int(N / p.size()), int(p.size())}; };
+  auto grads = mx::array::make_arrays(
+      {x.shape(), part(mem), part(beta), part(th)},
+      {x.dtype(), mx::float32, mx::float32, mx::float32},
+      std::make_shared<LeakyBackward>(s, opts), inputs);
+
+  std::vector<mx::array> out;
+  for (int a : argnums) {
+    if (a < 0 || a > 3) fail(kOp, "vjp asked for input " + std::to_string(a) + " of 4");
+    out.push_back(a == 0 ? grads[0] : reduce_partial(grads[a], primals[a], s));
+    // MLX does not check the shapes a custom vjp returns.
+    if (out.back().shape() != primals[a].shape())
+      fail(kOp, "internal: gradient shape mismatch for input " + std::to_string(a));
+  }
+  return out;
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> LeakyForward::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  auto s = stream();
+  int V = vmap_size(inputs, axes);
+  auto x = batch_at(inputs[0], axes[0], 1, V, s);  // [T, V, *S]
+  auto VS = neuron_shape(x);
+  auto mem = batch_param(inputs[1], axes[1], VS, s);
+  auto beta = batch_param(inputs[2], axes[2], VS, s);
+  auto th = batch_param(inputs[3], axes[3], VS, s);
+  auto outs = forward_all(x, mem, beta, th, opts_, s);
+  std::vector<int> out_axes = {1, opts_.mem_all ? 1 : 0};
+  for (size_t j = 2; j < outs.size(); ++j) out_axes.push_back(1);
+  return {outs, out_axes};
+}
+
+std::vector<mx::Shape> LeakyForward::output_shapes(
+    const std::vector<mx::array>& inputs) {
+  const auto& xs = inputs[0].shape();
+  std::vector<mx::Shape> shapes = {xs, opts_.mem_all ? xs : neuron_shape(inputs[0])};
+  if (opts_.save) shapes.push_back(xs);
+  if (opts_.saves_u()) shapes.push_back(xs);
+  return shapes;
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> LeakyBackward::vmap(
+    const std::vector<mx::array>& inputs,
+    const std::vector<int>& axes) {
+  auto s = stream();
+  int V = vmap_size(inputs, axes);
+  // [h, (u), mem, beta, threshold, dspk, dmem]
+  size_t k = opts_.saves_u() ? 2 : 1;
+  std::vector<mx::array> in;
+  for (size_t j = 0; j < k; ++j) in.push_back(batch_at(inputs[j], axes[j], 1, V, s));
+  auto VS = neuron_shape(in[0]);
+  for (size_t j = k; j < k + 3; ++j) in.push_back(batch_param(inputs[j], axes[j], VS, s));
+  in.push_back(batch_at(inputs[k + 3], axes[k + 3], 1, V, s));
+  in.push_back(batch_at(inputs[k + 4], axes[k + 4], opts_.mem_all ? 1 : 0, V, s));
+  for (auto& a : in) a = mx::contiguous(a, false, s);
+
+  const auto& h = in[0];
+  int64_t NV = h.size() / h.shape(0);
+  auto part = [&](const mx::array& p) { return mx::Shape{int(NV / p.size()), int(p.size())}; };
+  auto grads = mx::array::make_arrays(
+      {h.shape(), part(in[k]), part(in[k + 1]), part(in[k + 2])},
+      {inputs[k + 3].dtype(), mx::float32, mx::float32, mx::float32},
+      std::make_shared<LeakyBackward>(s, opts_), in);
+  // Partials come out over V*N neurons in [V, *S] order; per vmapped slice
+  // they must be [N/P, P] with P the slice's own input size.
+  int n = int(NV / V);
+  std::vector<mx::array> outs = {grads[0]};
+  for (size_t j = 0; j < 3; ++j) {
+    int p = int(axes[k + j] >= 0 ? inputs[k + j].size() / V : inputs[k + j].size());
+    outs.push_back(mx::reshape(grads[1 + j], {V, n / p, p}, s));
+  }
+  return {outs, {1, 0, 0, 0}};
+}
+
+std::vector<mx::Shape> LeakyBackward::output_shapes(
+    const std::vector<mx::array>& inputs) {
+  size_t k = opts_.saves_u() ? 2 : 1;
+  const auto& h = inputs[0];
+  int64_t N = h.size() / h.shape(0);
+  auto part = [&](const mx::array& p) { return mx::Shape{int(N / p.size()), int(p.size())}; };
+  return {h.shape(), part(inputs[k]), part(inputs[k + 1]), part(inputs[k + 2])};
+}
+
+}  // namespace flashsnn

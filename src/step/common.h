@@ -1,0 +1,115 @@
+// Per-step math shared by every backend: g++ (CPU), nvcc (CUDA) and the Metal
+// compiler all include this header, so it uses only scalar `float` functions
+// taking and returning values, no standard library and no MLX types.
+//
+// Numerics: callers compile with FMA contraction off (-ffp-contract=off,
+// nvcc -fmad=false, `#pragma METAL fp contract(off)`), so `b * u + x` rounds
+// twice on every backend, exactly as the pure-MLX reference does. A single
+// contracted multiply-add flips spikes that land within 1 ulp of threshold,
+// and one flipped spike changes the whole trajectory after it.
+#pragma once
+
+#if defined(__METAL_VERSION__)
+#define FS_FN inline
+#define FS_EXPF(v) metal::precise::exp(v)
+#define FS_FABSF(v) metal::fabs(v)
+#elif defined(__CUDACC__)
+#define FS_FN __host__ __device__ __forceinline__
+#define FS_EXPF(v) expf(v)
+#define FS_FABSF(v) fabsf(v)
+#else
+#define FS_FN inline __attribute__((always_inline))
+#define FS_EXPF(v) __builtin_expf(v)
+#define FS_FABSF(v) __builtin_fabsf(v)
+#endif
+
+namespace fs {
+
+// Reset mechanisms, in snnTorch's order ("subtract", "zero", "none").
+enum Reset : int { kSubtract = 0, kZero = 1, kNone = 2 };
+
+// When the reset happens relative to the spike:
+//  kDelayed   snnTorch, reset_delay=True: the reset is computed from the
+//             previous membrane (strict >), detached, and applied while
+//             charging the next step.
+//  kImmediate snnTorch, reset_delay=False: as kDelayed, plus the new spike is
+//             applied in the same step with (spike - delayed reset), keeping
+//             its surrogate gradient.
+//  kSameStep  SpikingJelly / mlx-snn: charge, fire with >=, reset in the same
+//             step; no delayed reset.
+enum Mode : int { kDelayed = 0, kImmediate = 1, kSameStep = 2 };
+
+// Surrogate-gradient ids. Python's flashsnn.surrogate holds the same table;
+// tests/ops/test_surrogate.py checks that the two agree.
+enum SurrogateId : int {
+  kAtan = 0,             // a = alpha:  (a/2) / (1 + (pi/2 * a * v)^2)
+  kFastSigmoid = 1,      // a = slope:  1 / (a|v| + 1)^2
+  kSigmoid = 2,          // a = slope:  a * e / (1 + e)^2,  e = exp(-a|v|)
+  kTriangular = 3,       // a = threshold: +a for v < 0, -a for v >= 0
+  kStraightThrough = 4,  // 1
+  kHeaviside = 5,        // the spike itself (0 or 1)
+  kSpikeRateEscape = 6,  // a = beta, b = slope:  b * exp(-a |v - 1|)
+  kSparseFastSigmoid = 7,  // a = slope, b = B:  (v > B) / (a|v| + 1)^2
+  kLeakySpikeOperator = 8, // a = slope:  1 where spiking, a elsewhere
+  kNumSurrogates = 9
+};
+
+struct Surrogate {
+  int id;
+  float a;
+  float b;
+};
+
+// d spike / d v at v = membrane - threshold; `s` is the spike fired there.
+FS_FN float surrogate_grad(Surrogate g, float v, float s) {
+  switch (g.id) {
+    case kAtan: {
+      // The host passes a = alpha; (pi/2 * alpha) is folded here in float
+      // as snnTorch does with a Python-float scalar times a float tensor.
+      float c = 1.57079632679489661923f * g.a * v;
+      return (g.a * 0.5f) / (1.0f + c * c);
+    }
+    case kFastSigmoid: {
+      float d = g.a * FS_FABSF(v) + 1.0f;
+      return 1.0f / (d * d);
+    }
+    case kSigmoid: {
+      // snnTorch writes a*exp(-a v)/(exp(-a v)+1)^2, which overflows to
+      // inf/inf = NaN for a*v < -88. The function is even in v, so
+      // exp(-a|v|) gives the same value without the overflow.
+      float e = FS_EXPF(-g.a * FS_FABSF(v));
+      float d = 1.0f + e;
+      return g.a * e / (d * d);
+    }
+    case kTriangular:
+      return v < 0.0f ? g.a : -g.a;
+    case kStraightThrough:
+      return 1.0f;
+    case kHeaviside:
+      return s;
+    case kSpikeRateEscape:
+      return g.b * FS_EXPF(-g.a * FS_FABSF(v - 1.0f));
+    case kSparseFastSigmoid: {
+      float d = g.a * FS_FABSF(v) + 1.0f;
+      return v > g.b ? 1.0f / (d * d) : 0.0f;
+    }
+    case kLeakySpikeOperator:
+      return s > 0.0f ? 1.0f : g.a;
+    default:
+      return 0.0f;
+  }
+}
+
+// snnTorch clamps beta to [0, 1] in the forward pass; written with
+// comparisons so that NaN stays NaN (fminf/fmaxf would turn it into 0).
+FS_FN float clamp_unit(float beta) {
+  return beta < 0.0f ? 0.0f : (beta > 1.0f ? 1.0f : beta);
+}
+
+// Gradient mask of that clamp: torch passes the gradient where
+// 0 <= beta <= 1, both ends included, and blocks it for NaN.
+FS_FN float clamp_unit_mask(float beta) {
+  return (beta >= 0.0f && beta <= 1.0f) ? 1.0f : 0.0f;
+}
+
+}  // namespace fs
