@@ -1,0 +1,33 @@
+"""The ``flashsnn`` command: ``flashsnn train`` and ``flashsnn bench``.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and
+``run(args) -> int``; this file only wires them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "train": ("flashsnn.train.cli", "train the spiking MLP on digits (or MNIST) with BPTT"),
+    "bench": ("flashsnn.bench.runner", "time the fused kernels against the other paths"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flashsnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        modules[name] = importlib.import_module(module)
+        modules[name].add_arguments(p)
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
