@@ -21,6 +21,15 @@ _REBUILD = (
 )
 
 
+def _diagnose(module, running: str) -> str | None:
+    """Why `module` (a loaded _ext) cannot serve this MLX, or None."""
+    built = module.mlx_version()
+    if built != running.split(".dev")[0]:
+        return (f"flashsnn._ext was built against MLX {built} but MLX {running} is installed; "
+                f"{_REBUILD}")
+    return None
+
+
 def _load() -> None:
     global ext, ext_error
     try:
@@ -28,15 +37,9 @@ def _load() -> None:
     except ImportError as e:
         ext_error = f"the compiled extension flashsnn._ext is missing or failed to load ({e}); {_REBUILD}"
         return
-    built = module.mlx_version()
-    running = mx.__version__.split(".dev")[0]
-    if built != running:
-        ext_error = (
-            f"flashsnn._ext was built against MLX {built} but MLX {mx.__version__} is installed; "
-            f"{_REBUILD}"
-        )
-        return
-    ext = module
+    ext_error = _diagnose(module, mx.__version__)
+    if ext_error is None:
+        ext = module
 
 
 _load()

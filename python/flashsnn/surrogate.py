@@ -56,7 +56,14 @@ def _f_atan(v, s, a, b):
 
 
 def _f_fast_sigmoid(v, s, a, b):
-    return v / (1.0 + a * mx.abs(v))
+    # F' = 1 / (1 + a|v|)^2. With sign = +-1 held constant, F = -sign/(a (1 +
+    # a sign v)) has that derivative as a plain product; the textbook
+    # v / (1 + a|v|) differentiates into 1/d - a|v|/d^2, which cancels to a
+    # few correct digits for large |v|.
+    if a == 0:
+        return v
+    sign = _sg(mx.where(v >= 0, 1.0, -1.0))
+    return -sign / (a * (1.0 + a * sign * v))
 
 
 def _f_sigmoid(v, s, a, b):
@@ -86,7 +93,7 @@ def _f_spike_rate_escape(v, s, a, b):
 
 
 def _f_sparse_fast_sigmoid(v, s, a, b):
-    return mx.where(v > b, v / (1.0 + a * mx.abs(v)), 0.0)
+    return mx.where(v > b, _f_fast_sigmoid(v, s, a, b), 0.0)
 
 
 def _f_leaky_spike_operator(v, s, a, b):
