@@ -20,11 +20,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flashsnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if a in COMMANDS), None)
     modules = {}
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
-        modules[name] = importlib.import_module(module)
-        modules[name].add_arguments(p)
+        if name == chosen:  # import only the command that runs (torch etc. load lazily)
+            modules[name] = importlib.import_module(module)
+            modules[name].add_arguments(p)
     args = parser.parse_args(argv)
     return modules[args.command].run(args)
 

@@ -1,0 +1,1 @@
+"""Benchmarks: a registry of families, shapes and implementations, and one runner."""

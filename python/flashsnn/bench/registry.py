@@ -1,0 +1,297 @@
+"""What `flashsnn bench` times: a declarative registry.
+
+A benchmark names a neuron family, the shapes to run and the implementations
+to time. Each implementation turns a Case into two callables (forward,
+forward+backward) that return everything that must be evaluated, plus a
+forward result for the parity gate. Adding a family = adding one entry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Callable
+
+import mlx.core as mx
+import numpy as np
+
+import flashsnn as fs
+
+
+@dataclass(frozen=True)
+class Case:
+    family: str
+    T: int
+    B: int
+    N: int
+    dtype: str = "float32"
+
+    @property
+    def shape(self):
+        return (self.T, self.B, self.N)
+
+    @property
+    def label(self):
+        return f"{self.family} T={self.T} B={self.B} N={self.N} {self.dtype}"
+
+
+@dataclass
+class Prepared:
+    """Callables for one implementation on one case.
+
+    fwd() / fwdbwd() run one pass and return the arrays to wait on; spikes()
+    returns the forward spikes and membrane (as numpy) for the parity gate,
+    compared against `parity_with` (the flashsnn reference with the same
+    semantics). fwdbwd is None where the implementation has no backward.
+    """
+
+    fwd: Callable
+    fwdbwd: Callable | None
+    sync: Callable          # waits for the returned work: mx.eval or torch sync
+    spikes: Callable | None = None
+    parity_with: dict = field(default_factory=dict)  # kwargs for fs.reference.leaky
+    note: str = ""
+
+
+@dataclass
+class Impl:
+    name: str
+    prepare: Callable       # (case, inputs, device) -> Prepared
+    available: Callable = lambda device: None  # -> None, or why it cannot run
+    yardstick: bool = False  # a bandwidth reference, not an SNN implementation
+
+
+BETA, THRESHOLD = 0.9, 1.0
+
+
+def make_inputs(case: Case, seed: int = 0):
+    """x [T, B, N] (mean 0.3, sd 0.8: about 15% of neurons fire per step) and
+    random cotangents for spikes and the last membrane."""
+    dtype = getattr(mx, case.dtype)
+    k = mx.random.split(mx.random.key(seed), 3)
+    x = (mx.random.normal(case.shape, key=k[0]) * 0.8 + 0.3).astype(dtype)
+    cs = mx.random.normal(case.shape, key=k[1]).astype(dtype)
+    cm = mx.random.normal(case.shape[1:], key=k[2]).astype(dtype)
+    mx.eval(x, cs, cm)
+    return {"x": x, "cs": cs, "cm": cm}
+
+
+def _mlx_sync(out):
+    mx.eval(out)
+
+
+def _np(a):
+    return np.array(a.astype(mx.float32))
+
+
+# ---------------------------------------------------------------- flashsnn --
+
+def _leaky_fs(backend: str, compiled: bool):
+    def prepare(case, inp, device):
+        x, cs, cm = inp["x"], inp["cs"], inp["cm"]
+
+        def f(x_):
+            return fs.ops.leaky(x_, beta=BETA, threshold=THRESHOLD, backend=backend)
+
+        def vjp(x_, cs_, cm_):
+            return mx.vjp(f, [x_], [cs_, cm_])
+
+        fwd_fn = mx.compile(f) if compiled else f
+        vjp_fn = mx.compile(vjp) if compiled else vjp
+        return Prepared(
+            fwd=lambda: fwd_fn(x),
+            fwdbwd=lambda: vjp_fn(x, cs, cm),
+            sync=_mlx_sync,
+            spikes=lambda: tuple(_np(a) for a in f(x)),
+            parity_with={},
+        )
+    return prepare
+
+
+def _fused_available(device):
+    return fs.fused_unavailable_reason()
+
+
+# ------------------------------------------------------------- yardstick --
+
+def _x_times_2(case, inp, device):
+    x = inp["x"]
+    return Prepared(fwd=lambda: x * 2, fwdbwd=None, sync=_mlx_sync,
+                    note="one read and one write of x")
+
+
+# ----------------------------------------------------------------- mlx-snn --
+
+def _mlxsnn_available(device):
+    return None if importlib.util.find_spec("mlxsnn") else "mlx-snn is not installed (pip install mlx-snn==0.5.0)"
+
+
+def _mlxsnn(compiled: bool):
+    def prepare(case, inp, device):
+        import mlxsnn
+        x, cs, cm = inp["x"], inp["cs"], inp["cm"]
+        lif = mlxsnn.Leaky(beta=BETA, threshold=THRESHOLD, reset_mechanism="subtract")
+
+        def f(x_):
+            state = lif.init_state(case.B, case.N)
+            spks = []
+            for t in range(case.T):
+                s, state = lif(x_[t], state)
+                spks.append(s)
+            return mx.stack(spks), state["mem"]
+
+        def vjp(x_, cs_, cm_):
+            return mx.vjp(f, [x_], [cs_, cm_])
+
+        fwd_fn = mx.compile(f) if compiled else f
+        vjp_fn = mx.compile(vjp) if compiled else vjp
+        return Prepared(
+            fwd=lambda: fwd_fn(x), fwdbwd=lambda: vjp_fn(x, cs, cm), sync=_mlx_sync,
+            spikes=lambda: tuple(_np(a) for a in f(x)),
+            # mlx-snn fires with >= and resets in the same step, gradient not detached
+            parity_with={"convention": "same_step"},
+            note="same-step reset, >= firing (flashsnn convention='same_step')")
+    return prepare
+
+
+# ------------------------------------------------------------ torch-based --
+
+def _torch_device(device):
+    return "cuda" if device == "gpu" else "cpu"
+
+
+def _torch_available(device):
+    if importlib.util.find_spec("torch") is None:
+        return "torch is not installed"
+    import torch
+    if device == "gpu" and not torch.cuda.is_available():
+        return "torch has no CUDA device"
+    return None
+
+
+def _torch_sync(device):
+    import torch
+
+    def sync(_out):
+        if device == "gpu":
+            torch.cuda.synchronize()
+    return sync
+
+
+def _to_torch(a, device):
+    import torch
+    return torch.tensor(np.array(a.astype(mx.float32)), device=_torch_device(device),
+                        dtype=getattr(torch, "float32"))
+
+
+def _snntorch_available(device):
+    why = _torch_available(device)
+    if why:
+        return why
+    return None if importlib.util.find_spec("snntorch") else "snntorch is not installed"
+
+
+def _snntorch(case, inp, device):
+    import snntorch as snn
+    import torch
+    x = _to_torch(inp["x"], device).requires_grad_(True)
+    cs, cm = _to_torch(inp["cs"], device), _to_torch(inp["cm"], device)
+    lif = snn.Leaky(beta=BETA, threshold=THRESHOLD).to(_torch_device(device))
+
+    def f():
+        mem = lif.reset_mem()
+        spks = []
+        for t in range(case.T):
+            s, mem = lif(x[t], mem)
+            spks.append(s)
+        return torch.stack(spks), mem
+
+    def fwd():
+        with torch.no_grad():
+            return f()
+
+    def fwdbwd():
+        x.grad = None
+        spk, mem = f()
+        torch.autograd.backward([spk, mem], [cs, cm])
+        return x.grad
+
+    def spikes():
+        with torch.no_grad():
+            s, m = f()
+        return s.cpu().numpy(), m.cpu().numpy()
+
+    return Prepared(fwd=fwd, fwdbwd=fwdbwd, sync=_torch_sync(device), spikes=spikes,
+                    parity_with={})
+
+
+def _spikingjelly_available(device):
+    why = _torch_available(device)
+    if why:
+        return why
+    if importlib.util.find_spec("spikingjelly") is None:
+        return "spikingjelly is not installed"
+    if device != "gpu":
+        return "its fused multi-step backends need CUDA"
+    return None
+
+
+def _spikingjelly(backend: str):
+    def prepare(case, inp, device):
+        import torch
+        from spikingjelly.activation_based import neuron, surrogate
+        x = _to_torch(inp["x"], device).requires_grad_(True)
+        cs = _to_torch(inp["cs"], device)
+        # Leaky with beta = 1 - 1/tau, no input decay, soft (subtract) reset;
+        # SpikingJelly fires with >= and resets in the same step.
+        lif = neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THRESHOLD,
+                             v_reset=None, detach_reset=False, step_mode="m", backend=backend,
+                             surrogate_function=surrogate.ATan(alpha=2.0),
+                             store_v_seq=False).to("cuda")
+
+        def fwd():
+            with torch.no_grad():
+                lif.reset()
+                return lif(x)
+
+        def fwdbwd():
+            x.grad = None
+            lif.reset()
+            torch.autograd.backward([lif(x)], [cs])
+            return x.grad
+
+        def spikes():
+            with torch.no_grad():
+                lif.reset()
+                s = lif(x)
+            return s.cpu().numpy(), lif.v.cpu().numpy()
+
+        return Prepared(fwd=fwd, fwdbwd=fwdbwd, sync=_torch_sync(device), spikes=spikes,
+                        parity_with={"convention": "same_step"},
+                        note=f"LIFNode(step_mode='m', backend='{backend}'), same-step reset; "
+                             "backward has no membrane cotangent")
+    return prepare
+
+
+# --------------------------------------------------------------- registry --
+
+LEAKY_IMPLS = [
+    Impl("fused", _leaky_fs("fused", False), _fused_available),
+    Impl("reference", _leaky_fs("reference", False)),
+    Impl("reference+compile", _leaky_fs("reference", True)),
+    Impl("mlx-snn", _mlxsnn(False), _mlxsnn_available),
+    Impl("mlx-snn+compile", _mlxsnn(True), _mlxsnn_available),
+    Impl("snntorch", _snntorch, _snntorch_available),
+    Impl("spikingjelly-triton", _spikingjelly("triton"), _spikingjelly_available),
+    Impl("spikingjelly-cupy", _spikingjelly("cupy"), _spikingjelly_available),
+    Impl("x*2", _x_times_2, yardstick=True),
+]
+
+BENCHMARKS = {
+    "leaky": {
+        "cpu": [Case("leaky", 100, 32, 1024), Case("leaky", 25, 128, 256)],
+        "gpu": [Case("leaky", 100, 64, 4096), Case("leaky", 500, 32, 1024),
+                Case("leaky", 25, 128, 256)],
+        "impls": LEAKY_IMPLS,
+    },
+}

@@ -1,0 +1,239 @@
+"""`flashsnn bench`: time every implementation of a family in one run.
+
+For each case: a parity gate first (every implementation's forward against the
+flashsnn reference with the same semantics, and the fused gradients against
+the reference's), then warm-up and the median of repeated timed passes,
+waiting on every output and gradient. The table gives each time as a multiple
+of the fused kernel's and of one `x * 2` pass over the input (the memory
+bandwidth yardstick); a failed parity check prints FAIL instead of a ratio.
+The machine and versions head the table; a JSON file holds everything.
+
+    flashsnn bench                          # CPU, the registry's CPU shapes
+    flashsnn bench --device gpu --out benchmarks/results/leaky-h100.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+import flashsnn as fs
+
+from .registry import BENCHMARKS, Case, make_inputs
+
+PARITY_MEM_TOL = 1e-5   # relative RMS of the final membrane
+PARITY_GRAD_TOL = 1e-5  # relative RMS of dL/dx, fused vs reference
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", default="leaky", choices=sorted(BENCHMARKS))
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--shapes", nargs="*", metavar="T,B,N",
+                   help="shapes to run instead of the registry's, e.g. 100,32,1024")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--impls", nargs="*", help="only these implementations (default: all available)")
+    p.add_argument("--repeat", type=int, default=20, help="timed passes per measurement (median)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--budget", type=float, default=10.0,
+                   help="seconds per measurement at most; slow ones get fewer passes (>= 3)")
+    p.add_argument("--out", type=Path, default=Path("flashsnn-bench.json"),
+                   help="JSON results (a .md table is written beside it)")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def machine_info(device: str) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "device": device,
+            "mlx_device": str(mx.default_device()), "flashsnn_gpu_backend": fs.gpu_backend()}
+    for dist in ("mlx", "flashsnn", "mlx-snn", "torch", "snntorch", "spikingjelly"):
+        v = _version(dist)
+        if v:
+            info[dist] = v
+    if device == "gpu":
+        try:
+            import torch
+            if torch.cuda.is_available():
+                info["gpu"] = torch.cuda.get_device_name(0)
+        except ImportError:
+            pass
+        if mx.metal.is_available():
+            info["gpu"] = mx.metal.device_info().get("device_name", "Apple GPU")
+    return info
+
+
+def headline(info: dict) -> str:
+    keys = ["gpu", "cpu", "cores", "os", "python", "mlx", "flashsnn", "mlx-snn", "torch",
+            "snntorch", "spikingjelly"]
+    parts = [f"{k} {info[k]}" for k in keys if k in info]
+    return f"# flashsnn bench on {info['device']} | " + " | ".join(parts)
+
+
+def time_it(fn, sync, repeat: int, warmup: int, budget: float) -> list[float]:
+    for _ in range(warmup):
+        sync(fn())
+    times = []
+    start = time.perf_counter()
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        sync(fn())
+        times.append(time.perf_counter() - t0)
+        if i >= 2 and time.perf_counter() - start > budget:
+            break
+    return times
+
+
+def parity(case: Case, inputs: dict, name: str, prep) -> tuple[bool, str]:
+    """Forward spikes/membrane against the reference with the same semantics;
+    for flashsnn's own paths also the gradient."""
+    if prep.spikes is None:
+        return True, ""
+    x = inputs["x"]
+    spk, mem = prep.spikes()
+    r_spk, r_mem = fs.reference.leaky(x, beta=0.9, threshold=1.0, **prep.parity_with)
+    r_spk, r_mem = np.array(r_spk.astype(mx.float32)), np.array(r_mem.astype(mx.float32))
+    mism = int(np.sum(spk != r_spk))
+    err = float(np.sqrt(np.mean((mem - r_mem) ** 2)) / (np.sqrt(np.mean(r_mem ** 2)) + 1e-30))
+    ok = mism == 0 and err <= PARITY_MEM_TOL
+    msg = f"spikes {mism} differ, mem rel {err:.1e}"
+    if ok and name in ("fused", "reference+compile"):
+        cot = [inputs["cs"], inputs["cm"]]
+        backend = "fused" if name == "fused" else "reference"
+        _, (g,) = mx.vjp(lambda a: fs.ops.leaky(a, beta=0.9, threshold=1.0, backend=backend),
+                         [x], cot)
+        _, (rg,) = mx.vjp(lambda a: fs.ops.leaky(a, beta=0.9, threshold=1.0,
+                                                 backend="reference"), [x], cot)
+        g, rg = np.array(g.astype(mx.float32)), np.array(rg.astype(mx.float32))
+        gerr = float(np.sqrt(np.mean((g - rg) ** 2)) / (np.sqrt(np.mean(rg ** 2)) + 1e-30))
+        ok = gerr <= PARITY_GRAD_TOL
+        msg += f", dx rel {gerr:.1e}"
+    return ok, msg
+
+
+def run_case(case: Case, impls, args, bar) -> list[dict]:
+    inputs = make_inputs(case)
+    rows = []
+    for impl in impls:
+        why = impl.available(args.device)
+        if why:
+            rows.append({"case": case.label, "impl": impl.name, "skipped": why})
+            bar.update(2)
+            continue
+        if impl.name != "fused" and not impl.yardstick and case.dtype != "float32" and \
+                impl.name not in ("reference", "reference+compile"):
+            rows.append({"case": case.label, "impl": impl.name, "skipped": "float32 only"})
+            bar.update(2)
+            continue
+        prep = impl.prepare(case, inputs, args.device)
+        ok, pmsg = parity(case, inputs, impl.name, prep)
+        for pas, fn in (("fwd", prep.fwd), ("fwd+bwd", prep.fwdbwd)):
+            bar.set_description(f"{case.label} {impl.name} {pas}")
+            if fn is None:
+                bar.update(1)
+                continue
+            t = time_it(fn, prep.sync, args.repeat, args.warmup, args.budget)
+            rows.append({"case": case.label, "T": case.T, "B": case.B, "N": case.N,
+                         "dtype": case.dtype, "impl": impl.name, "pass": pas,
+                         "median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
+                         "runs": len(t), "parity_ok": ok, "parity": pmsg, "note": prep.note,
+                         "yardstick": impl.yardstick})
+            bar.update(1)
+    # ratios, within this run only
+    fused = {r["pass"]: r["median_ms"] for r in rows if r.get("impl") == "fused" and "pass" in r}
+    x2 = next((r["median_ms"] for r in rows if r.get("impl") == "x*2"), None)
+    for r in rows:
+        if "pass" not in r:
+            continue
+        f = fused.get(r["pass"])
+        r["vs_fused"] = r["median_ms"] / f if f else None
+        r["vs_x2"] = r["median_ms"] / x2 if x2 else None
+    return rows
+
+
+def table(rows: list[dict], info: dict) -> str:
+    lines = [headline(info), "",
+             "| case | pass | implementation | median ms | x fused | x (x*2) | parity |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['case']} | | {r['impl']} | skipped: {r['skipped']} | | | |")
+            continue
+        if r["parity_ok"]:
+            vf = f"{r['vs_fused']:.2f}" if r["vs_fused"] else ""
+            vx = f"{r['vs_x2']:.2f}" if r["vs_x2"] else ""
+        else:
+            vf = vx = "FAIL"
+        par = "ok" if r["parity_ok"] else f"FAIL ({r['parity']})"
+        if r["yardstick"]:
+            par = "yardstick"
+        lines.append(f"| {r['case']} | {r['pass']} | {r['impl']} | {r['median_ms']:.3f} | "
+                     f"{vf} | {vx} | {par} |")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    if args.device == "gpu":
+        mx.set_default_device(mx.gpu)
+    bench = BENCHMARKS[args.family]
+    if args.shapes:
+        try:
+            cases = [Case(args.family, *map(int, s.split(",")), args.dtype) for s in args.shapes]
+        except (TypeError, ValueError):
+            print(f"[bench] --shapes takes T,B,N triples such as 100,32,1024; got {args.shapes}",
+                  file=sys.stderr)
+            return 2
+    else:
+        cases = [Case(c.family, c.T, c.B, c.N, args.dtype) for c in bench[args.device]]
+    impls = bench["impls"]
+    if args.impls:
+        known = {i.name for i in impls}
+        bad = [n for n in args.impls if n not in known]
+        if bad:
+            print(f"[bench] unknown implementation(s) {bad}; valid: {sorted(known)}",
+                  file=sys.stderr)
+            return 2
+        impls = [i for i in impls if i.name in args.impls or i.yardstick]
+    info = machine_info(args.device)
+    rows = []
+    with tqdm(total=len(cases) * len(impls) * 2, unit="pass", file=sys.stderr) as bar:
+        for case in cases:
+            rows += run_case(case, impls, args, bar)
+    text = table(rows, info)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": info, "rows": rows,
+                                    "command": " ".join(sys.argv)}, indent=2))
+    args.out.with_suffix(".md").write_text(text + "\n")
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
+    return 0 if all(r.get("parity_ok", True) for r in rows) else 1
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="flashsnn bench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
