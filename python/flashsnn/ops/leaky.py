@@ -101,12 +101,12 @@ def leaky(x: mx.array, mem: mx.array | None = None, *, beta, threshold=1.0,
         from the same initial membrane gives the same spikes and membranes.
 
     >>> import mlx.core as mx, flashsnn as fs
-    >>> x = mx.full((3, 2), 0.6)
+    >>> x = mx.full((3, 1), 0.75)            # T = 3, one neuron
     >>> spk, mem = fs.ops.leaky(x, beta=0.5, output_mem="all")
-    >>> spk.tolist()
-    [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
-    >>> fs.ops.leaky(mx.full((3, 1), 1.5), beta=0.5)[0].tolist()
-    [[1.0], [1.0], [1.0]]
+    >>> mem[:, 0].tolist()                   # 0.75, 0.5*0.75+0.75, 0.5*1.125+0.75-1
+    [0.75, 1.125, 0.3125]
+    >>> spk[:, 0].tolist()                   # fires when U > threshold = 1
+    [0.0, 1.0, 0.0]
     """
     a = check_args(x, mem, beta, threshold, reset_mechanism, reset_delay, spike_grad,
                    output_mem, convention, detach_reset)
