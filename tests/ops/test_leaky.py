@@ -485,3 +485,25 @@ def test_gpu_kernel_matches_cpu_kernel_bitwise():
     np.testing.assert_array_equal(np32(og[1]), np32(oc[1]))
     for a, b in zip(gg, gc):
         assert rel_rms(a, b) <= 1e-6, describe(a, b)
+
+
+try:
+    from hypothesis import given, settings, strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+    @settings(max_examples=40, deadline=None)
+    @given(T=st.integers(1, 24), S=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+           reset=st.sampled_from(RESETS), mode=st.sampled_from(list(MODES)),
+           surrogate=st.sampled_from(["atan", "triangular", "straight_through", "LSO"]),
+           per_neuron=st.booleans(), output_mem=st.sampled_from(["last", "all"]),
+           seed=st.integers(0, 2**16))
+    def test_random_configurations(T, S, reset, mode, surrogate, per_neuron, output_mem, seed):
+        """Property: on any shape and option set, fused == reference."""
+        conv, delay, detach = MODES[mode]
+        x, mem, beta, th, ks, km = make_inputs(T, tuple(S), seed=seed, per_neuron=per_neuron)
+        res = run_both(x, mem, beta, th, ks, km, reset_mechanism=reset, reset_delay=delay,
+                       convention=conv, detach_reset=detach, spike_grad=SURROGATES[surrogate],
+                       output_mem=output_mem)
+        check(res)
