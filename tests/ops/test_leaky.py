@@ -70,6 +70,15 @@ def run_both(x, mem, beta, th, key_s, key_m, **kw):
         def f(x_, m_, b_, t_):
             return fs.ops.leaky(x_, m_, beta=b_, threshold=t_, backend=backend, **kw)
         res[backend] = vjp_both(f, [x, mem, beta, th], cot)
+    # A parameter shared by many neurons gets a sum of their contributions,
+    # which the two paths add in different orders: its error is relative to
+    # the sum of the contributions' magnitudes, not to the (possibly
+    # cancelling) total. Get those per-neuron contributions from the
+    # reference with the parameters broadcast to every neuron.
+    full = [mx.broadcast_to(p, S) for p in (beta, th)]
+    _, g = vjp_both(lambda x_, b_, t_: fs.ops.leaky(x_, mem, beta=b_, threshold=t_,
+                                                    backend="reference", **kw), [x, *full], cot)
+    res["scale"] = {"beta": float(mx.abs(g[1]).sum()), "threshold": float(mx.abs(g[2]).sum())}
     return res
 
 
@@ -85,7 +94,11 @@ def check(res, dtype=mx.float32, mem_tol=None, grad_tol=None):
     tol = GRAD_TOL[dtype] if grad_tol is None else grad_tol
     for name, a, b in zip(("x", "mem", "beta", "threshold"), fs_grad, rf_grad):
         assert a.shape == b.shape and a.dtype == b.dtype, (name, a.shape, b.shape)
-        assert rel_rms(a, b) <= tol, f"d{name}: {describe(a, b)}"
+        if a.size == 1 and name in res.get("scale", {}):
+            assert abs(a.item() - b.item()) <= tol * res["scale"][name], \
+                f"d{name}: {a.item()} vs {b.item()}, contributions sum to {res['scale'][name]}"
+        else:
+            assert rel_rms(a, b) <= tol, f"d{name}: {describe(a, b)}"
 
 
 @pytest.mark.parametrize("surrogate", list(SURROGATES))
@@ -493,7 +506,7 @@ except ImportError:  # pragma: no cover
     given = None
 
 if given is not None:
-    @settings(max_examples=40, deadline=None)
+    @settings(max_examples=40, deadline=None, derandomize=True)
     @given(T=st.integers(1, 24), S=st.lists(st.integers(1, 9), min_size=1, max_size=3),
            reset=st.sampled_from(RESETS), mode=st.sampled_from(list(MODES)),
            surrogate=st.sampled_from(["atan", "triangular", "straight_through", "LSO"]),
