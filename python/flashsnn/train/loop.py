@@ -133,7 +133,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     t_run = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         mx.reset_peak_memory()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses = []
         bar = tqdm(_data.batches(ds.x_train, ds.y_train, cfg.batch_size, rng=rng),
                    total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
@@ -146,16 +146,17 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             mx.eval(model.parameters(), opt.state, loss)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        train_s = time.perf_counter() - t0
+        train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
         t1 = time.perf_counter()
         acc = _evaluate(model, x_test, ds.y_test)
         eval_s = time.perf_counter() - t1
         e = {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": acc,
-             "train_seconds": train_s, "eval_seconds": eval_s,
+             "train_seconds": train_s, "train_cpu_seconds": train_cpu, "eval_seconds": eval_s,
              "peak_memory_mb": mx.get_peak_memory() / 2**20}
         epochs.append(e)
         log(f"epoch {epoch:3d}/{cfg.epochs}  loss {e['train_loss']:.4f}  "
-            f"test {100 * acc:6.2f}%  train {train_s:6.2f} s  eval {eval_s:5.2f} s  "
+            f"test {100 * acc:6.2f}%  train {train_s:6.2f} s (cpu {train_cpu:6.2f} s)  "
+            f"eval {eval_s:5.2f} s  "
             f"peak {e['peak_memory_mb']:7.1f} MB")
     total_s = time.perf_counter() - t_run
 
@@ -164,8 +165,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         xb, yb = ds.x_train[:cfg.batch_size], ds.y_train[:cfg.batch_size]
         x = encoding.rate(mx.array(xb), cfg.steps, key=mx.random.key(cfg.seed))
         split = profile.time_split(model, x, mx.array(yb))
-        log(f"one step at batch {len(yb)}: {split['step_ms']:.1f} ms; LIF layers fwd+bwd "
-            f"{split['lif_ms']:.1f} ms, Linear layers fwd+bwd {split['linear_ms']:.1f} ms")
+        log(f"one step at batch {len(yb)} (best of 10): {split['step_ms']:.1f} ms; LIF layers "
+            f"fwd+bwd {split['lif_ms']:.1f} ms, Linear layers fwd+bwd "
+            f"{split['linear_ms']:.1f} ms")
 
     rec = model(x_test[:, :1], record=True)
     sample = {"input": np.array(x_test[:, 0]), "hidden": np.array(rec["spk1"][:, 0]),
@@ -185,6 +187,10 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         # the first epoch carries one-time costs; the median is the steady state
         "median_epoch_seconds": float(np.median(train_times)) if epochs else None,
         "mean_epoch_seconds": float(np.mean(train_times)) if epochs else None,
+        "min_epoch_seconds": float(np.min(train_times)) if epochs else None,
+        # CPU seconds of all threads: steadier than wall time on a shared machine
+        "median_epoch_cpu_seconds": float(np.median([e["train_cpu_seconds"] for e in epochs]))
+        if epochs else None,
         "peak_memory_mb": max([e["peak_memory_mb"] for e in epochs], default=None),
         "total_seconds": total_s,
         "time_split_ms": split,
