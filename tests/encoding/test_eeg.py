@@ -79,8 +79,8 @@ def test_encoder_object_binds_options():
 
 
 @pytest.mark.parametrize("args, kwargs, match", [
-    ((mx.zeros((3, 5)), "fourier"), {}, r"unknown method 'fourier'; valid: 'rate', 'delta', "
-                                        r"'threshold_crossing'"),
+    ((mx.zeros((3, 5)), "fourier"), {}, (r"unknown method 'fourier'; valid: 'rate', 'delta', "
+                                        r"'threshold_crossing'")),
     ((mx.zeros((5,)), "delta"), {}, r"signal must be \[\.\.\., C, L\]"),
     ((mx.zeros((3, 5)), "delta"), dict(num_steps=6), r"num_steps \(6\) must be <= "),
 ])

@@ -65,7 +65,8 @@ def test_static_input_with_num_steps():
     ((lif_step, [1.0]), {}, r"x must be an mlx.core.array"),
     ((lif_step, mx.ones((0, 2)), mx.zeros((2,))), {}, r"x must be \[T, B, \.\.\.\] with T >= 1"),
     ((lif_step, mx.ones((2,)), mx.zeros((2,))), dict(num_steps=0), r"num_steps must be"),
-    ((lambda x, m: x, mx.ones((2, 2)), mx.zeros((2,))), {}, r"with 1 state argument\(s\) the model must return \(out, \*new_state\)"),
+    ((lambda x, m: x, mx.ones((2, 2)), mx.zeros((2,))), {},
+     r"with 1 state argument\(s\) the model must return \(out, \*new_state\)"),
     ((lambda x: "spikes", mx.ones((2, 2))), {}, r"the model must return an mlx.core.array"),
 ])
 def test_errors(args, kw, match):

@@ -130,8 +130,8 @@ def test_malformed_mnist_is_reported(tmp_path, capsys):
     (["--epochs", "0"], r"argument --epochs: must be a positive integer; got '0'"),
     (["--lr", "-1"], r"argument --lr: must be a positive number; got '-1'"),
     (["--beta", "1.2"], r"argument --beta: must be a number in \[0, 1\]; got '1.2'"),
-    (["--backend", "gpu"], r"argument --backend: invalid choice: 'gpu' \(choose from "
-                           r"'?fused'?, '?reference'?\)"),
+    (["--backend", "gpu"], (r"argument --backend: invalid choice: 'gpu' \(choose from "
+                           r"'?fused'?, '?reference'?\)")),
     (["--preset", "C9"], r"argument --preset: invalid choice: 'C9'"),
     (["--data", "cifar"], r"argument --data: invalid choice: 'cifar'"),
 ])

@@ -70,7 +70,8 @@ def membrane_ce(mem, targets, *, over_time: str = "last",
 
     >>> import mlx.core as mx, flashsnn as fs
     >>> mem = mx.array([[2.0, 0.0], [0.0, 0.0]])            # [B=2, C=2]
-    >>> round(fs.functional.membrane_ce(mem, mx.array([0, 1])).item(), 4)   # (ln(1+e^-2) + ln 2) / 2
+    >>> # (ln(1 + e^-2) + ln 2) / 2
+    >>> round(fs.functional.membrane_ce(mem, mx.array([0, 1])).item(), 4)
     0.41
     """
     op = "membrane_ce"

@@ -67,13 +67,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(train-images-idx3-ubyte[.gz], ...); only with --data mnist")
     p.add_argument("--preset", choices=tuple(PRESETS), default="C1",
                    help="the paper's configuration (default C1); the options below override it")
-    p.add_argument("--epochs", type=_positive_int, help="epochs (preset: 25, C5: 15)")
-    p.add_argument("--batch-size", type=_positive_int, help="batch size (preset: 128, C3: 256)")
-    p.add_argument("--steps", type=_positive_int, help="time steps T (preset: 25)")
-    p.add_argument("--hidden", type=_positive_int, help="hidden LIF neurons (preset)")
-    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (preset)")
-    p.add_argument("--beta", type=_unit_float, help="membrane decay of both layers (preset)")
-    p.add_argument("--seed", type=_int, default=0,
+    p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (preset: 25, C5: 15)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="batch size (preset: 128, C3: 256)")
+    p.add_argument("--steps", type=_positive_int, metavar="T", help="time steps T (preset: 25)")
+    p.add_argument("--hidden", type=_positive_int, metavar="N", help="hidden LIF neurons (preset)")
+    p.add_argument("--lr", type=_positive_float, metavar="LR", help="Adam learning rate (preset)")
+    p.add_argument("--beta", type=_unit_float, metavar="B",
+                   help="membrane decay of both layers (preset)")
+    p.add_argument("--seed", type=_int, default=0, metavar="N",
                    help="seed of the weights, batch order and spike coding (default 0); the "
                         "digits' train/test split is fixed")
     p.add_argument("--backend", choices=BACKENDS, default="fused",
