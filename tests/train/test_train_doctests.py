@@ -1,0 +1,24 @@
+"""The docstring examples of the encoders, losses, data, model and training
+modules run and print what they say."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "flashsnn.encoding", "flashsnn.encoding.rate", "flashsnn.encoding.latency",
+    "flashsnn.encoding.delta", "flashsnn.encoding.eeg",
+    "flashsnn.functional", "flashsnn.functional.loss", "flashsnn.functional.acc",
+    "flashsnn.functional.bptt",
+    "flashsnn.data", "flashsnn.data.idx", "flashsnn.data.datasets",
+    "flashsnn.models.spiking_mlp", "flashsnn.train.loop",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    mod = importlib.import_module(name)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
