@@ -130,58 +130,58 @@ void leaky_backward_thread(const device float* h,
 // decltype(..)` line, which clang rejects (an attribute list cannot appear
 // there), so that the Linux emulator compiles exactly this text. Buffer
 // indices are the ones metal/leaky.h binds.
-#define FS_LEAKY_KERNELS(TN, T, RN, R, MN, M)                                              \
-  [[kernel]] void leaky_fwd_##RN##_##MN##_##TN(                                            \
-      const device T* x [[buffer(0)]],                                                     \
-      const device float* mem [[buffer(1)]],                                               \
-      const device float* beta [[buffer(2)]],                                              \
-      const device float* threshold [[buffer(3)]],                                         \
-      device T* spk [[buffer(4)]],                                                         \
-      device T* mem_out [[buffer(5)]],                                                     \
-      device float* h [[buffer(6), function_constant(fs_save_h)]],                         \
-      device float* u [[buffer(7), function_constant(fs_save_u)]],                         \
-      constant uint& steps [[buffer(8)]],                                                  \
-      constant uint& n [[buffer(9)]],                                                      \
-      constant uint& p_mem [[buffer(10)]],                                                 \
-      constant uint& p_beta [[buffer(11)]],                                                \
-      constant uint& p_th [[buffer(12)]],                                                  \
-      uint i [[thread_position_in_grid]]) {                                                \
-    leaky_forward_thread<T, R, M>(                                                         \
-        x, mem, beta, threshold, spk, mem_out, h, u, steps, n, p_mem, p_beta, p_th, i);   \
-  }                                                                                        \
-  [[kernel]] void leaky_bwd_##RN##_##MN##_##TN(                                            \
-      const device float* h [[buffer(0)]],                                                 \
-      const device float* u [[buffer(1), function_constant(fs_save_u)]],                   \
-      const device float* mem [[buffer(2)]],                                               \
-      const device float* beta [[buffer(3)]],                                              \
-      const device float* threshold [[buffer(4)]],                                         \
-      const device T* dspk [[buffer(5)]],                                                  \
-      const device T* dmem [[buffer(6)]],                                                  \
-      device T* dx [[buffer(7)]],                                                          \
-      device float* dmem0 [[buffer(8)]],                                                   \
-      device float* dbeta [[buffer(9)]],                                                   \
-      device float* dth [[buffer(10)]],                                                    \
-      constant uint& steps [[buffer(11)]],                                                 \
-      constant uint& n [[buffer(12)]],                                                     \
-      constant uint& p_mem [[buffer(13)]],                                                 \
-      constant uint& p_beta [[buffer(14)]],                                                \
-      constant uint& p_th [[buffer(15)]],                                                  \
-      constant float& sa [[buffer(16)]],                                                   \
-      constant float& sb [[buffer(17)]],                                                   \
-      uint i [[thread_position_in_grid]]) {                                                \
-    leaky_backward_thread<T, R, M>(h, u, mem, beta, threshold, dspk, dmem, dx, dmem0,      \
-                                   dbeta, dth, steps, n, p_mem, p_beta, p_th, sa, sb, i);  \
+#define FS_LEAKY_KERNELS(TN, T, RN, R, MN, M)                                               \
+  [[kernel]] void leaky_fwd_##RN##_##MN##_##TN(                                             \
+      const device T* x [[buffer(0)]],                                                      \
+      const device float* mem [[buffer(1)]],                                                \
+      const device float* beta [[buffer(2)]],                                               \
+      const device float* threshold [[buffer(3)]],                                          \
+      device T* spk [[buffer(4)]],                                                          \
+      device T* mem_out [[buffer(5)]],                                                      \
+      device float* h [[buffer(6), function_constant(fs_save_h)]],                          \
+      device float* u [[buffer(7), function_constant(fs_save_u)]],                          \
+      constant const uint& steps [[buffer(8)]],                                             \
+      constant const uint& n [[buffer(9)]],                                                 \
+      constant const uint& p_mem [[buffer(10)]],                                            \
+      constant const uint& p_beta [[buffer(11)]],                                           \
+      constant const uint& p_th [[buffer(12)]],                                             \
+      uint i [[thread_position_in_grid]]) {                                                 \
+    leaky_forward_thread<T, R, M>(                                                          \
+        x, mem, beta, threshold, spk, mem_out, h, u, steps, n, p_mem, p_beta, p_th, i);     \
+  }                                                                                         \
+  [[kernel]] void leaky_bwd_##RN##_##MN##_##TN(                                             \
+      const device float* h [[buffer(0)]],                                                  \
+      const device float* u [[buffer(1), function_constant(fs_save_u)]],                    \
+      const device float* mem [[buffer(2)]],                                                \
+      const device float* beta [[buffer(3)]],                                               \
+      const device float* threshold [[buffer(4)]],                                          \
+      const device T* dspk [[buffer(5)]],                                                   \
+      const device T* dmem [[buffer(6)]],                                                   \
+      device T* dx [[buffer(7)]],                                                           \
+      device float* dmem0 [[buffer(8)]],                                                    \
+      device float* dbeta [[buffer(9)]],                                                    \
+      device float* dth [[buffer(10)]],                                                     \
+      constant const uint& steps [[buffer(11)]],                                            \
+      constant const uint& n [[buffer(12)]],                                                \
+      constant const uint& p_mem [[buffer(13)]],                                            \
+      constant const uint& p_beta [[buffer(14)]],                                           \
+      constant const uint& p_th [[buffer(15)]],                                             \
+      constant const float& sa [[buffer(16)]],                                              \
+      constant const float& sb [[buffer(17)]],                                              \
+      uint i [[thread_position_in_grid]]) {                                                 \
+    leaky_backward_thread<T, R, M>(h, u, mem, beta, threshold, dspk, dmem, dx, dmem0,       \
+                                   dbeta, dth, steps, n, p_mem, p_beta, p_th, sa, sb, i);   \
   }
 
-#define FS_LEAKY_RESETS_MODES(TN, T)                                                      \
-  FS_LEAKY_KERNELS(TN, T, subtract, fs::kSubtract, delayed, fs::kDelayed)                  \
-  FS_LEAKY_KERNELS(TN, T, subtract, fs::kSubtract, immediate, fs::kImmediate)              \
-  FS_LEAKY_KERNELS(TN, T, subtract, fs::kSubtract, same_step, fs::kSameStep)               \
-  FS_LEAKY_KERNELS(TN, T, zero, fs::kZero, delayed, fs::kDelayed)                          \
-  FS_LEAKY_KERNELS(TN, T, zero, fs::kZero, immediate, fs::kImmediate)                      \
-  FS_LEAKY_KERNELS(TN, T, zero, fs::kZero, same_step, fs::kSameStep)                       \
-  FS_LEAKY_KERNELS(TN, T, none, fs::kNone, delayed, fs::kDelayed)                          \
-  FS_LEAKY_KERNELS(TN, T, none, fs::kNone, immediate, fs::kImmediate)                      \
+#define FS_LEAKY_RESETS_MODES(TN, T)                                                        \
+  FS_LEAKY_KERNELS(TN, T, subtract, fs::kSubtract, delayed, fs::kDelayed)                   \
+  FS_LEAKY_KERNELS(TN, T, subtract, fs::kSubtract, immediate, fs::kImmediate)               \
+  FS_LEAKY_KERNELS(TN, T, subtract, fs::kSubtract, same_step, fs::kSameStep)                \
+  FS_LEAKY_KERNELS(TN, T, zero, fs::kZero, delayed, fs::kDelayed)                           \
+  FS_LEAKY_KERNELS(TN, T, zero, fs::kZero, immediate, fs::kImmediate)                       \
+  FS_LEAKY_KERNELS(TN, T, zero, fs::kZero, same_step, fs::kSameStep)                        \
+  FS_LEAKY_KERNELS(TN, T, none, fs::kNone, delayed, fs::kDelayed)                           \
+  FS_LEAKY_KERNELS(TN, T, none, fs::kNone, immediate, fs::kImmediate)                       \
   FS_LEAKY_KERNELS(TN, T, none, fs::kNone, same_step, fs::kSameStep)
 
 FS_LEAKY_RESETS_MODES(float32, float)
