@@ -83,6 +83,10 @@ def compiler() -> tuple[tuple[str, ...], tuple[str, ...], str] | str:
         syntax = build = cmd
     else:
         if importlib.util.find_spec("ziglang") is None:
+            if sys.platform == "darwin":
+                return ("the Metal emulator is for machines without Metal; here the kernels run on "
+                        "the GPU (test_metal_device.py). Set FLASHSNN_EMU_CLANG to a clang++ >= 17 "
+                        "to emulate anyway")
             return ("no clang for the Metal emulator: `pip install ziglang` (in the [test] "
                     "extra), or set FLASHSNN_EMU_CLANG to a clang++ >= 17")
         # `zig clang` is the bare driver (enough for the header-free shim);

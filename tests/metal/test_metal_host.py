@@ -51,8 +51,16 @@ def _cxx20_check(src: Path, includes: list[Path], tmp_path: Path) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
+def _metal_cpp(inc: Path) -> Path:
+    """Apple's metal-cpp where MLX's Metal build ships it (macOS), else the
+    declarations-only stand-in."""
+    real = inc / "metal_cpp"
+    return real if (real / "Metal" / "Metal.hpp").is_file() else FAKE_METAL_CPP
+
+
 def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path):
-    r = _cxx20_check(msl.REPO / "metal" / "leaky.cpp", [_mlx_include(), msl.REPO, FAKE_METAL_CPP], tmp_path)
+    inc = _mlx_include()
+    r = _cxx20_check(msl.REPO / "metal" / "leaky.cpp", [inc, msl.REPO, _metal_cpp(inc)], tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
 
 
@@ -69,7 +77,8 @@ def test_the_check_above_can_fail(tmp_path):
     for rel in ("metal/leaky.h", "metal/launch.h", "metal/embedded.h"):
         (tmp_path / rel).write_text((msl.REPO / rel).read_text())
     shutil.copytree(msl.REPO / "src", tmp_path / "src")
-    r = _cxx20_check(src, [_mlx_include(), tmp_path, FAKE_METAL_CPP], tmp_path)
+    inc = _mlx_include()
+    r = _cxx20_check(src, [inc, tmp_path, _metal_cpp(inc)], tmp_path)
     assert r.returncode != 0 and "get_kernel" in r.stderr
 
 
