@@ -14,7 +14,8 @@ import msl  # noqa: E402
 
 
 def pytest_report_header(config):
-    """Say in every log what ran the Metal kernels here."""
+    """Say what ran the Metal kernels (pytest calls this for `pytest tests/metal`,
+    where this conftest is an initial one)."""
     import mlx.core as mx
 
     c = msl.compiler()

@@ -91,9 +91,11 @@ def _glue(analysis: msl.Analysis, source_name: str) -> str:
             f"static void fsemu_thunk_{k.name}(void* const* b, unsigned int gid) {{",
             f"  {k.name}({', '.join(args)});",
             "}",
-            f"static const FsEmuParam fsemu_params_{k.name}[] = {{{', '.join(params)}}};",
         ]
-        table.append(f'  {{"{k.name}", fsemu_thunk_{k.name}, fsemu_params_{k.name}, {len(params)}}},')
+        if params:
+            lines.append(f"static const FsEmuParam fsemu_params_{k.name}[] = {{{', '.join(params)}}};")
+        table.append(f'  {{"{k.name}", fsemu_thunk_{k.name}, '
+                     f'{"fsemu_params_" + k.name if params else "nullptr"}, {len(params)}}},')
     lines += ['extern "C" const FsEmuKernel fsemu_kernels[] = {', *table, "};",
               f'extern "C" const int fsemu_num_kernels = {len(table)};']
     cs = [f'  {{"{c.name}", {c.index}, {int(c.type == "bool")}}},' for c in a.constants.values()]

@@ -9,7 +9,6 @@
 // threadgroups backwards or shuffled, to show no result depends on it.
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <random>
