@@ -43,8 +43,6 @@ COMMON_FLAGS = [
     # `#pragma METAL fp contract(off)` means nothing to clang; lint() checks
     # that every .metal has it.
     "-Wno-unknown-pragmas",
-    # Kernels hand every argument to their templated body, used or not.
-    "-Wno-unused-parameter",
     "-fno-exceptions", "-fno-rtti",
     "-ffp-contract=off", "-fno-fast-math",
     # half / bfloat arithmetic rounds per operation, as on the GPU (clang

@@ -44,10 +44,10 @@ MUTATIONS = {
                         _reference_case("delayed"), metal_emu.EmulatorError),
     # the immediate reset reads the membrane of the wrong step
     "wrong-step-u": ("u[o - n] :", "u[o] :", _reference_case("immediate"), AssertionError),
-    # the parameters are read per neuron, ignoring their suffix shape
-    "no-suffix-index": ("const float th = threshold[i % p_th];\n  float m",
-                        "const float th = threshold[i];\n  float m",
-                        _reference_case("delayed", "feature", 500), AssertionError),
+    # the forward reads the threshold of the next neuron
+    "parameter-index-off-by-one": ("const float th = threshold[i % p_th];\n  float m",
+                                   "const float th = threshold[(i + 1) % p_th];\n  float m",
+                                   _reference_case("delayed", "feature", 500), AssertionError),
 }
 
 
