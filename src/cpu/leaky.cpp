@@ -27,6 +27,14 @@ namespace {
 
 constexpr int64_t kBlock = 2048;
 
+// An AVX2 copy of each range loop beside the baseline one, picked at load
+// time (x86-64 only; other targets build the one version).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FS_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FS_CPU_CLONES
+#endif
+
 template <typename T>
 inline void load_row(const T* __restrict src, float* __restrict dst, int64_t n) {
   for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(src[k]);
@@ -75,7 +83,7 @@ inline void forward_row(const T* __restrict x, const float* __restrict b,
 }
 
 template <typename T, int RESET, int MODE>
-__attribute__((target_clones("avx2", "default"))) void forward_range(
+FS_CPU_CLONES void forward_range(
     const FwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
   const bool stream = a.d.T * N * int64_t(sizeof(float)) >= cpu::kStreamBytes;
@@ -175,7 +183,7 @@ inline void backward_row(const float* __restrict h, const float* __restrict prev
 }
 
 template <typename T, int RESET, int MODE>
-__attribute__((target_clones("avx2", "default"))) void backward_range(
+FS_CPU_CLONES void backward_range(
     const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
   const bool stream = a.d.T * N * int64_t(sizeof(float)) >= cpu::kStreamBytes;

@@ -94,7 +94,7 @@ mx::array batch_param(const mx::array& p, int axis, const Shape_t& VS,
   // [V, *suffix] -> [V, 1, ..., 1, *suffix] -> [V, *S]
   Shape_t shape(VS.size(), 1);
   shape[0] = q.shape(0);
-  for (int j = 1; j < q.ndim(); ++j) {
+  for (int j = 1; j < int(q.ndim()); ++j) {
     shape[VS.size() - (q.ndim() - j)] = q.shape(j);
   }
   return mx::broadcast_to(mx::reshape(q, shape, s), VS, s);
@@ -115,7 +115,7 @@ LeakyDims leaky_dims(const mx::array& x, const mx::array& mem,
   LeakyDims d;
   d.T = x.shape(0);
   d.N = 1;
-  for (int j = 1; j < x.ndim(); ++j) d.N *= x.shape(j);
+  for (int j = 1; j < int(x.ndim()); ++j) d.N *= x.shape(j);
   d.P_mem = mem.size();
   d.P_beta = beta.size();
   d.P_th = threshold.size();
