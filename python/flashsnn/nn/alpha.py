@@ -20,7 +20,7 @@ class Alpha(LIF):
 
     Args (as snnTorch): ``alpha`` > ``beta`` (decays of the excitatory and
     inhibitory currents; alpha is clamped to [0, 1] when stored, both in
-    every step; ``beta`` must not be 1), ``threshold``, ``spike_grad``,
+    every step), ``threshold``, ``spike_grad``,
     ``surrogate_disable``, ``init_hidden``, ``inhibition``, ``learn_alpha``
     (fails in snnTorch 1.0; works here), ``learn_beta``, ``learn_threshold``,
     ``reset_mechanism``, ``state_quant`` (only False), ``output``; and
@@ -44,13 +44,11 @@ class Alpha(LIF):
                          state_quant, output, backend=backend)
         self._param("alpha", alpha, learn_alpha)
         # As snnTorch: alpha is stored clamped, then checked against beta
-        # (tau_alpha = log(a)/(log(b) - log(a)) + 1 needs a != b, b != 1).
+        # (tau_alpha = log(a)/(log(b) - log(a)) + 1 needs a != b). snnTorch's
+        # second check, beta != 1, can never fire after this one (a <= 1).
         self.alpha = mx.clip(self.alpha, 0.0, 1.0)
         if bool(mx.any(self.alpha <= self.beta).item()):
             raise ValueError("[Alpha] alpha must be greater than beta.")
-        if bool(mx.any(self.beta == 1).item()):
-            raise ValueError("[Alpha] beta cannot be 1: tau_alpha = log(alpha) / "
-                             "(log(beta) - log(alpha)) + 1 would divide by zero")
 
     def __call__(self, input_: mx.array, syn_exc: mx.array | None = None,
                  syn_inh: mx.array | None = None, mem: mx.array | None = None):

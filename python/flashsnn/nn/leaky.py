@@ -30,7 +30,9 @@ class Leaky(LIF):
     fused kernel (:func:`flashsnn.ops.leaky`) and returns spikes ``[T, *S]``
     and the final membrane ``[*S]`` (every step's ``[T, *S]`` with
     ``output_mem="all"``): the same as stepping T times from ``mem``
-    (zeros when None; the stored state when ``init_hidden``).
+    (zeros when None). It is a pure function of its arguments, unless
+    ``init_hidden=True``: then it starts from the layer's hidden state and
+    stores the final one, as stepping does.
 
     Args (as snnTorch): ``beta`` (decay, clamped to [0, 1]; float or
     per-neuron array), ``threshold``, ``spike_grad`` (a

@@ -260,7 +260,10 @@ class SpikingNeuron(nn.Module):
             finals = states
         else:
             finals = [s[-1] for s in states] if T > 0 else None
-        if finals is not None:
+        # Stepping stores the state as snnTorch does; a sequence is a pure
+        # function (safe under mx.compile and vmap, no graph kept between
+        # batches) unless init_hidden asks the layer to carry its state.
+        if finals is not None and (self.init_hidden or not sequence):
             for k, v in zip(names, finals):
                 hidden[k] = v
             if self._spk_state and T > 0:
