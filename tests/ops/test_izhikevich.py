@@ -15,11 +15,11 @@ from helpers import describe, np32, rel_rms
 f32 = np.float32
 
 
-def paper_loop(I, a, b, c, d, steps):
+def paper_loop(current, a, b, c, d, steps):
     """The paper's MATLAB loop in float32: the reset (v >= 30) at the start of
     step t belongs to the spike of step t-1."""
     a, b, c, d = f32(a), f32(b), f32(c), f32(d)
-    v = np.full(I.shape[1:], f32(-65.0), dtype=f32)
+    v = np.full(current.shape[1:], f32(-65.0), dtype=f32)
     u = (b * v).astype(f32)
     fired, vs, us = [], [], []
     for t in range(steps + 1):
@@ -29,8 +29,8 @@ def paper_loop(I, a, b, c, d, steps):
         u = (u + hit * d).astype(f32)
         if t == steps:
             break
-        v = v + f32(0.5) * (f32(0.04) * v * v + f32(5) * v + f32(140) - u + I[t])
-        v = v + f32(0.5) * (f32(0.04) * v * v + f32(5) * v + f32(140) - u + I[t])
+        v = v + f32(0.5) * (f32(0.04) * v * v + f32(5) * v + f32(140) - u + current[t])
+        v = v + f32(0.5) * (f32(0.04) * v * v + f32(5) * v + f32(140) - u + current[t])
         u = u + f32(1.0) * a * (b * v - u)
         vs.append(v)
         us.append(u)
@@ -41,9 +41,9 @@ def paper_loop(I, a, b, c, d, steps):
 def test_the_papers_loop_bit_for_bit(preset):
     a, b, c, d = PRESETS[preset]
     rng = np.random.default_rng(7)
-    I = (10 + 3 * rng.normal(size=(300, 4))).astype(f32)
-    spk, v, u = fs.ops.izhikevich(mx.array(I), a=a, b=b, c=c, d=d, output_mem="all")
-    p_spk, p_v, p_u = paper_loop(I, a, b, c, d, 300)
+    current = (10 + 3 * rng.normal(size=(300, 4))).astype(f32)
+    spk, v, u = fs.ops.izhikevich(mx.array(current), a=a, b=b, c=c, d=d, output_mem="all")
+    p_spk, p_v, p_u = paper_loop(current, a, b, c, d, 300)
     assert p_spk.sum() > 4
     np.testing.assert_array_equal(np.array(spk), p_spk)
     np.testing.assert_array_equal(np.array(v), p_v)

@@ -22,6 +22,10 @@ class Izhikevich(SpikingNeuron):
     ``b``, ``c``, ``d`` given overrides the preset's value (``preset=None``
     needs all four). Each may be a per-neuron array.
 
+    ``time_step`` is in ms: 1.0 as the paper's network code; 0.25 or less
+    reproduces the firing patterns of the paper's Fig. 2 (at 1 ms the spike's
+    overshoot feeds into ``u`` and FS fires irregularly).
+
     Stepping: ``spk, mem, u = layer(x_t, mem, u)``. Whole sequences:
     ``spk, mem, u = layer.sequence(x, mem=None, u=None, output_mem="last")``:
     one call of :func:`flashsnn.ops.izhikevich`. States start at rest
@@ -68,10 +72,11 @@ class Izhikevich(SpikingNeuron):
         self._param("time_step", time_step, False)
 
     def _rest(self, name, like):
-        if like.size == 0:
+        """reset_mem: back to rest (v = -65 mV, u = b v), not to zeros."""
+        if like.size == 0:  # never run: stay empty, the op starts at rest
             return like
-        v = mx.full(like.shape, V_REST, dtype=like.dtype)
-        return v if name == "mem" else mx.broadcast_to(self.b * V_REST, like.shape).astype(like.dtype)
+        rest = V_REST if name == "mem" else self.b * V_REST
+        return mx.broadcast_to(rest, like.shape).astype(like.dtype)
 
     def __call__(self, input_: mx.array, mem: mx.array | None = None,
                  u: mx.array | None = None):

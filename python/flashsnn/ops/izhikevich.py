@@ -93,7 +93,8 @@ def izhikevich(x: mx.array, mem: mx.array | None = None, u: mx.array | None = No
             types, e.g. ``**dict(zip("abcd", PRESETS["RS"]))``.
         threshold: spike peak: a neuron fires when ``v >= threshold``
             (30 mV). Differentiable.
-        time_step: the step in ms (1.0, the paper's).
+        time_step: the step in ms (1.0, the paper's network code; <= 0.25
+            reproduces the paper's single-cell firing patterns, see README).
         spike_grad: a ``flashsnn.surrogate`` surrogate or a callable
             ``f(v) -> spikes`` (evaluated on ``v - threshold``).
         output_mem: ``"last"`` returns the final ``mem`` and ``u`` ``[*S]``;
