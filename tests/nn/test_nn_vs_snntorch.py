@@ -439,3 +439,47 @@ def test_rsynaptic_reset_delay_false_resets_in_the_firing_step():
         for t in range(x.shape[0]):
             spk, syn, mem = theirs(torch.tensor(x[t]), syn, mem)
             np.testing.assert_array_equal(np.array(a[0][t]), spk.numpy())
+
+
+@pytest.mark.parametrize("family", ["Leaky", "Synaptic", "RLeaky", "RSynaptic", "Alpha"])
+def test_decays_at_and_beyond_the_clamp(family):
+    """Decays of exactly 0 and 1 (and outside [0, 1]) as snnTorch: clamped in
+    the step, gradient passed on [0, 1] ends included (torch.clamp's rule;
+    mx.clip passes none at the ends)."""
+    rng = rng_for("clamp", family)
+    N = 6
+    beta = np.array([0.0, 1.0, 0.5, 1.2, -0.1, 0.9], np.float32)
+    alpha = np.array([1.0, 0.0, 0.7, 1.0, 1.3, 0.95], np.float32)
+    th = np.float32(1.0)
+    if family == "Leaky":
+        ours = fs.nn.Leaky(beta=mx.array(beta), learn_beta=True)
+        theirs = snn.Leaky(beta=tt(beta), learn_beta=True)
+        tp = {"beta": theirs.beta}
+    elif family == "Synaptic":
+        ours = fs.nn.Synaptic(alpha=mx.array(alpha), beta=mx.array(beta), learn_alpha=True,
+                              learn_beta=True)
+        theirs = snn.Synaptic(alpha=tt(alpha), beta=tt(beta), learn_alpha=True, learn_beta=True)
+        tp = {"alpha": theirs.alpha, "beta": theirs.beta}
+    elif family == "RLeaky":
+        ours = fs.nn.RLeaky(beta=mx.array(beta), V=0.3, all_to_all=False, learn_beta=True)
+        theirs = snn.RLeaky(beta=tt(beta), V=tt(0.3), all_to_all=False, learn_beta=True)
+        tp = {"beta": theirs.beta, "V": theirs.V}
+    elif family == "RSynaptic":
+        ours = fs.nn.RSynaptic(alpha=mx.array(alpha), beta=mx.array(beta), V=0.3,
+                               all_to_all=False, learn_alpha=True, learn_beta=True)
+        theirs = snn.RSynaptic(alpha=tt(alpha), beta=tt(beta), V=tt(0.3), all_to_all=False,
+                               learn_alpha=True, learn_beta=True)
+        tp = {"alpha": theirs.alpha, "beta": theirs.beta, "V": theirs.V}
+    else:  # alpha > beta > 0 (log beta); alpha = 1 (also stored clamped from 1.3)
+        a = np.array([1.0, 0.9, 0.8, 1.3, 0.99, 0.95], np.float32)
+        b = np.array([0.2, 0.5, 0.7, 0.9, 0.3, 0.1], np.float32)
+        ours = fs.nn.Alpha(alpha=mx.array(a), beta=mx.array(b), learn_alpha=True,
+                           learn_beta=True)
+        theirs = snn.Alpha(alpha=tt(a), beta=tt(b), learn_beta=True)
+        theirs.alpha = leaf(np.clip(a, 0, 1))  # snnTorch stores alpha clamped
+        tp = {"alpha": theirs.alpha, "beta": theirs.beta}
+    ours.threshold = mx.array(th)
+    x, init = inputs(rng, 15, (3, N), len(ours._states), scale=0.6, shift=0.3)
+    if ours._spk_state:
+        init[0] = (init[0] > 0).astype(np.float32)
+    compare(ours, theirs, tp, x, init, rng, f"{family} clamp", spk_state=ours._spk_state)
