@@ -234,6 +234,7 @@ def test_value_and_grad_and_an_optimizer_train_learnable_parameters_only(name):
     net = Net(make())
     trainable = {k for k, _ in tree_flatten(net.neuron.trainable_parameters())}
     assert trainable == learnable
+    assert "threshold=" in repr(net.neuron) and "(learned)" in repr(net.neuron)
     fixed = {k for k, _ in tree_flatten(net.neuron.parameters())} - learnable
     net.unfreeze()  # a parent's unfreeze must not make fixed parameters trainable
     assert {k for k, _ in tree_flatten(net.neuron.trainable_parameters())} == learnable

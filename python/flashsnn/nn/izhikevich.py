@@ -99,4 +99,4 @@ class Izhikevich(SpikingNeuron):
         return self.reset_mem()
 
     def _extra_repr(self) -> str:
-        return f"preset={self.preset!r}, " + super()._extra_repr().rsplit(", reset_", 1)[0]
+        return f"preset={self.preset!r}, " + super()._extra_repr()

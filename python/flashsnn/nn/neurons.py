@@ -144,6 +144,7 @@ class SpikingNeuron(nn.Module):
                     and bool(mx.all(g == 1).item())) else None
         object.__setattr__(self, "_graded_one", one)
         self["_hidden"] = {k: mx.zeros((0,)) for k in self._states}
+        SpikingNeuron._live()  # drop the dead entries before adding this one
         SpikingNeuron._instances.append(weakref.ref(self))
 
     # -- parameters and hidden state --------------------------------------
@@ -286,10 +287,12 @@ class SpikingNeuron(nn.Module):
 
     def _extra_repr(self) -> str:
         params = ", ".join(
-            f"{k}={v.item() if v.size == 1 else tuple(v.shape)}"
+            (f"{k}={v.item():.6g}" if v.size == 1 else f"{k}={tuple(v.shape)}")
             + ("" if k in self._no_grad else " (learned)")
             for k, v in self.items() if isinstance(v, mx.array) and not k.startswith("_"))
-        return f"{params}, reset_mechanism={self.reset_mechanism!r}"
+        reset = "" if self.reset_mechanism is None else \
+            f", reset_mechanism={self.reset_mechanism!r}"
+        return params + reset
 
 
 class LIF(SpikingNeuron):
