@@ -249,6 +249,22 @@ def custom_surrogate(custom_surrogate_function: Callable) -> Surrogate:
     return Surrogate("custom", 0.0, 0.0, {}, lambda v, h: spike(v))
 
 
+def fire(spike_grad, v: mx.array, inclusive: bool = False) -> mx.array:
+    """Spikes for ``v = membrane - threshold`` on the reference path.
+
+    A :class:`Surrogate` fires with ``v > 0`` (``v >= 0`` when ``inclusive``)
+    and carries its straight-through gradient; a plain callable ``f(v)``
+    decides its own firing rule (snnTorch's spike functions all use ``v > 0``).
+
+    >>> import mlx.core as mx, flashsnn as fs
+    >>> fs.surrogate.fire(fs.surrogate.atan(), mx.array([-0.5, 0.0, 0.5])).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    if isinstance(spike_grad, Surrogate):
+        return spike_grad.spike(v, inclusive=inclusive)
+    return spike_grad(v)
+
+
 def resolve(spike_grad, op: str) -> Surrogate | Callable:
     """Check a ``spike_grad`` argument: a Surrogate, or a callable ``f(v)``."""
     if spike_grad is None:

@@ -1,0 +1,104 @@
+"""The Alpha neuron (snnTorch's ``Alpha``) over a whole sequence.
+
+Equations: ``python/flashsnn/ops/README.md`` (Alpha). No fused kernel yet:
+``backend="auto"`` runs the pure-MLX reference (``flashsnn.reference.alpha``),
+so a kernel can slot in here later without touching the layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+
+from .. import surrogate as _surrogate
+from . import _checks
+
+OP = "alpha"
+RESETS = ("subtract", "zero", "none")
+OUTPUT_MEM = ("last", "all")
+NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
+             "the pure-MLX reference")
+
+
+@dataclass
+class AlphaArgs:
+    """Checked and normalized arguments, shared by every path of the op."""
+
+    x: mx.array
+    syn_exc: mx.array | None  # float32 [*S] or None (zeros)
+    syn_inh: mx.array | None
+    mem: mx.array | None
+    alpha: mx.array           # float32, broadcastable to S
+    beta: mx.array
+    threshold: mx.array
+    reset: str
+    spike_grad: object        # Surrogate or callable
+    mem_all: bool
+
+    @property
+    def S(self) -> tuple:
+        return tuple(self.x.shape[1:])
+
+
+def check_args(x, syn_exc, syn_inh, mem, alpha, beta, threshold, reset_mechanism,
+               spike_grad, output_mem) -> AlphaArgs:
+    S = _checks.input_sequence(OP, x)
+    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
+    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    return AlphaArgs(
+        x=x,
+        syn_exc=_checks.state(OP, "syn_exc", syn_exc, S),
+        syn_inh=_checks.state(OP, "syn_inh", syn_inh, S),
+        mem=_checks.state(OP, "mem", mem, S),
+        alpha=_checks.param(OP, "alpha", alpha, S),
+        beta=_checks.param(OP, "beta", beta, S),
+        threshold=_checks.param(OP, "threshold", threshold, S),
+        reset=reset_mechanism,
+        spike_grad=_surrogate.resolve(spike_grad, OP),
+        mem_all=output_mem == "all",
+    )
+
+
+def alpha(x: mx.array, syn_exc: mx.array | None = None, syn_inh: mx.array | None = None,
+          mem: mx.array | None = None, *, alpha, beta, threshold=1.0,
+          reset_mechanism: str = "zero", spike_grad=_surrogate.atan(),
+          output_mem: str = "last", backend: str = "auto"
+          ) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """Alpha neuron over all T steps of ``x``: snnTorch's ``Alpha`` stepped
+    T times (an excitatory and an inhibitory synaptic current whose
+    difference, scaled by ``tau_alpha``, is the membrane).
+
+    Args:
+        x: input current ``[T, *S]``, float32 / float16 / bfloat16.
+        syn_exc, syn_inh, mem: initial states ``[*S]`` (zeros when None).
+            ``mem`` only decides the first step's reset.
+        alpha: excitatory decay, a float or an array broadcastable to ``S``;
+            clamped to [0, 1]. Differentiable. Must exceed ``beta`` (the
+            layer checks; here ``alpha == beta`` divides by zero).
+        beta: inhibitory decay, likewise; ``beta == 1`` divides by zero.
+        threshold: firing threshold, a float or an array broadcastable to
+            ``S``. Differentiable.
+        reset_mechanism: ``"zero"`` (snnTorch's default here),
+            ``"subtract"`` or ``"none"``.
+        spike_grad: a ``flashsnn.surrogate`` surrogate or a callable
+            ``f(v) -> spikes``.
+        output_mem: ``"last"`` returns the final states ``[*S]``; ``"all"``
+            returns every state after every step ``[T, *S]``.
+        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
+            ``"fused"`` raises: no kernel exists for this family yet.
+
+    Returns:
+        ``(spk, syn_exc, syn_inh, mem)``: spikes ``[T, *S]`` and the states,
+        in x's dtype.
+
+    >>> import mlx.core as mx, flashsnn as fs
+    >>> spk, exc, inh, mem = fs.ops.alpha(mx.full((2, 1), 4.0), alpha=0.5, beta=0.25)
+    >>> spk.tolist(), mem.tolist()
+    ([[0.0], [1.0]], [2.0])
+    """
+    a = check_args(x, syn_exc, syn_inh, mem, alpha, beta, threshold, reset_mechanism,
+                   spike_grad, output_mem)
+    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
+    from ..reference.alpha import run
+    return run(a)
