@@ -40,6 +40,9 @@ def find_tool(name: str, env: str | None = None) -> str | None:
     for d in (Path("/usr/local/cuda/bin"),):
         if (d / name).exists():
             return str(d / name)
+    # scripts/gpu/build_cuda.sh's venv has cuobjdump and nvdisasm.
+    for cand in (ROOT / "build/gpu-cache/venv312").glob(f"lib/python*/site-packages/nvidia/*/bin/{name}"):
+        return str(cand)
     try:
         import nvidia  # namespace package of the nvidia-* wheels
 

