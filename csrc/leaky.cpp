@@ -40,6 +40,16 @@ mx::cu::CommandEncoder& prepare(mx::Stream s, const std::vector<mx::array>& inpu
   return enc;
 }
 
+// Sizes every kernel takes, forward or backward.
+template <typename P>
+void set_dims(P& p, const LeakyDims& d) {
+  p.T = d.T;
+  p.N = d.N;
+  p.P_mem = d.P_mem;
+  p.P_beta = d.P_beta;
+  p.P_th = d.P_th;
+}
+
 template <typename P>
 void launch(mx::cu::CommandEncoder& enc, const cuda::Launch& l, P& params) {
   void* args[] = {&params};
@@ -52,7 +62,6 @@ void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
                             std::vector<mx::array>& outputs) {
   auto& enc = prepare(stream(), inputs, outputs);
   const auto& x = inputs[0];
-  const LeakyDims d = leaky_dims(x, inputs[1], inputs[2], inputs[3]);
   cuda::LeakyFwdParams p{};
   p.x = mx::gpu_ptr<void>(x);
   p.mem = mx::gpu_ptr<float>(inputs[1]);
@@ -62,11 +71,7 @@ void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
   p.mem_out = mx::gpu_ptr<void>(outputs[1]);
   p.h = opts_.save ? mx::gpu_ptr<float>(outputs[2]) : nullptr;
   p.u = opts_.saves_u() ? mx::gpu_ptr<float>(outputs[3]) : nullptr;
-  p.T = d.T;
-  p.N = d.N;
-  p.P_mem = d.P_mem;
-  p.P_beta = d.P_beta;
-  p.P_th = d.P_th;
+  set_dims(p, leaky_dims(x, inputs[1], inputs[2], inputs[3]));
   p.mem_all = opts_.mem_all;
 
   cuda::Launch l{};
@@ -83,7 +88,6 @@ void LeakyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   const size_t k = opts_.saves_u() ? 2 : 1;
   const auto& h = inputs[0];
   const auto& dspk = inputs[k + 3];
-  const LeakyDims d = leaky_dims(h, inputs[k], inputs[k + 1], inputs[k + 2]);
   cuda::LeakyBwdParams p{};
   p.h = mx::gpu_ptr<float>(h);
   p.u = opts_.saves_u() ? mx::gpu_ptr<float>(inputs[1]) : nullptr;
@@ -96,11 +100,7 @@ void LeakyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   p.dmem0 = mx::gpu_ptr<float>(outputs[1]);
   p.dbeta = mx::gpu_ptr<float>(outputs[2]);
   p.dth = mx::gpu_ptr<float>(outputs[3]);
-  p.T = d.T;
-  p.N = d.N;
-  p.P_mem = d.P_mem;
-  p.P_beta = d.P_beta;
-  p.P_th = d.P_th;
+  set_dims(p, leaky_dims(h, inputs[k], inputs[k + 1], inputs[k + 2]));
   p.mem_all = opts_.mem_all;
   p.detach = opts_.detach;
   p.g = opts_.surrogate;
