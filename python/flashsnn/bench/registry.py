@@ -236,41 +236,41 @@ def _spikingjelly_available(device):
     return None
 
 
-def _spikingjelly(backend: str):
-    def prepare(case, inp, device):
-        import torch
-        from spikingjelly.activation_based import neuron, surrogate
-        x = _to_torch(inp["x"], device).requires_grad_(True)
-        cs = _to_torch(inp["cs"], device)
-        # Leaky with beta = 1 - 1/tau, no input decay, soft (subtract) reset;
-        # SpikingJelly fires with >= and resets in the same step.
-        lif = neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THRESHOLD,
-                             v_reset=None, detach_reset=False, step_mode="m", backend=backend,
-                             surrogate_function=surrogate.ATan(alpha=2.0),
-                             store_v_seq=False).to("cuda")
+def _spikingjelly(case, inp, device):
+    import torch
+    from spikingjelly.activation_based import functional, neuron, surrogate
+    x = _to_torch(inp["x"], device).requires_grad_(True)
+    cs = _to_torch(inp["cs"], device)
+    # Leaky with beta = 1 - 1/tau, no input decay, soft (subtract) reset, the
+    # same atan surrogate; SpikingJelly fires with >= and resets in the same
+    # step (flashsnn's convention="same_step"). SpikingJelly 2.0 picks its
+    # CUDA implementation itself (SJ_LIF_CUDA_IMPLEMENTATION=auto|cuda|triton).
+    lif = neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THRESHOLD,
+                         v_reset=None, detach_reset=False, step_mode="m",
+                         surrogate_function=surrogate.ATan(alpha=2.0)).to("cuda")
+    chosen = functional.neuron_implementation("lif", torch.device("cuda"))["implementation"]
 
-        def fwd():
-            with torch.no_grad():
-                lif.reset()
-                return lif(x)
-
-        def fwdbwd():
-            x.grad = None
+    def fwd():
+        with torch.no_grad():
             lif.reset()
-            torch.autograd.backward([lif(x)], [cs])
-            return x.grad
+            return lif(x)
 
-        def spikes():
-            with torch.no_grad():
-                lif.reset()
-                s = lif(x)
-            return s.cpu().numpy(), lif.v.cpu().numpy()
+    def fwdbwd():
+        x.grad = None
+        lif.reset()
+        torch.autograd.backward([lif(x)], [cs])
+        return x.grad
 
-        return Prepared(fwd=fwd, fwdbwd=fwdbwd, sync=_torch_sync(device), spikes=spikes,
-                        parity_with={"convention": "same_step"},
-                        note=f"LIFNode(step_mode='m', backend='{backend}'), same-step reset; "
-                             "backward has no membrane cotangent")
-    return prepare
+    def spikes():
+        with torch.no_grad():
+            lif.reset()
+            s = lif(x)
+        return s.cpu().numpy(), lif.v.cpu().numpy()
+
+    return Prepared(fwd=fwd, fwdbwd=fwdbwd, sync=_torch_sync(device), spikes=spikes,
+                    parity_with={"convention": "same_step"},
+                    note=f"LIFNode(step_mode='m'), implementation '{chosen}'; same-step "
+                         "reset; its backward takes no membrane cotangent")
 
 
 # --------------------------------------------------------------- registry --
@@ -282,8 +282,7 @@ LEAKY_IMPLS = [
     Impl("mlx-snn", _mlxsnn(False), _mlxsnn_available),
     Impl("mlx-snn+compile", _mlxsnn(True), _mlxsnn_available),
     Impl("snntorch", _snntorch, _snntorch_available),
-    Impl("spikingjelly-triton", _spikingjelly("triton"), _spikingjelly_available),
-    Impl("spikingjelly-cupy", _spikingjelly("cupy"), _spikingjelly_available),
+    Impl("spikingjelly", _spikingjelly, _spikingjelly_available),
     Impl("x*2", _x_times_2, yardstick=True),
 ]
 
