@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--budget", type=float, default=10.0,
                    help="seconds per measurement at most; slow ones get fewer passes (>= 3)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=Path, default=Path("flashsnn-bench.json"),
                    help="JSON results (a .md table is written beside it)")
 
@@ -164,33 +165,53 @@ def run_case(case: Case, impls, args, bar) -> list[dict]:
     # ratios, within this run only
     fused = {r["pass"]: r["median_ms"] for r in rows if r.get("impl") == "fused" and "pass" in r}
     x2 = next((r["median_ms"] for r in rows if r.get("impl") == "x*2"), None)
+    # x*2 reads and writes x once: its time gives this run's bandwidth, and
+    # the fewest bytes a pass must move over it gives that pass's floor.
+    bw = 2 * inputs["x"].nbytes / (x2 * 1e-3) if x2 else None
     for r in rows:
         if "pass" not in r:
             continue
         f = fused.get(r["pass"])
         r["vs_fused"] = r["median_ms"] / f if f else None
         r["vs_x2"] = r["median_ms"] / x2 if x2 else None
+        if bw and not r["yardstick"]:
+            r["floor_ms"] = floor_bytes(case, r["pass"]) / bw * 1e3
+            r["vs_floor"] = r["median_ms"] / r["floor_ms"]
     return rows
+
+
+def floor_bytes(case: Case, pas: str) -> int:
+    """Bytes a Leaky pass must move at least. Forward (inference): read x,
+    write spikes and the last membrane. Forward+backward: the forward also
+    writes h (float32) for the backward, which reads h and the spike and
+    membrane cotangents and writes dx."""
+    e = 4 if case.dtype == "float32" else 2
+    plane, state = case.T * case.B * case.N, case.B * case.N
+    fwd = plane * 2 * e + state * e
+    if pas == "fwd":
+        return fwd
+    return fwd + plane * 4 + (plane * 4 + plane * e + state * e) + plane * e
 
 
 def table(rows: list[dict], info: dict) -> str:
     lines = [headline(info), "",
-             "| case | pass | implementation | median ms | x fused | x (x*2) | parity |",
-             "|---|---|---|---:|---:|---:|---|"]
+             "| case | pass | implementation | median ms | x fused | x (x*2) | x floor | parity |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['case']} | | {r['impl']} | skipped: {r['skipped']} | | | |")
+            lines.append(f"| {r['case']} | | {r['impl']} | skipped: {r['skipped']} | | | | |")
             continue
         if r["parity_ok"]:
             vf = f"{r['vs_fused']:.2f}" if r["vs_fused"] else ""
             vx = f"{r['vs_x2']:.2f}" if r["vs_x2"] else ""
+            vl = f"{r['vs_floor']:.2f}" if r.get("vs_floor") else ""
         else:
-            vf = vx = "FAIL"
+            vf = vx = vl = "FAIL"
         par = "ok" if r["parity_ok"] else f"FAIL ({r['parity']})"
         if r["yardstick"]:
             par = "yardstick"
         lines.append(f"| {r['case']} | {r['pass']} | {r['impl']} | {r['median_ms']:.3f} | "
-                     f"{vf} | {vx} | {par} |")
+                     f"{vf} | {vx} | {vl} | {par} |")
     return "\n".join(lines)
 
 
@@ -220,7 +241,8 @@ def run(args) -> int:
         impls = [i for i in impls if i.name in args.impls or i.yardstick]
     info = machine_info(args.device)
     rows = []
-    with tqdm(total=len(cases) * len(impls) * 2, unit="pass", file=sys.stderr) as bar:
+    with tqdm(total=len(cases) * len(impls) * 2, unit="pass", file=sys.stderr,
+              disable=args.no_progress) as bar:
         for case in cases:
             rows += run_case(case, impls, args, bar)
     text = table(rows, info)
