@@ -335,9 +335,13 @@ def test_compiled_stepping_with_captured_state_matches_eager():
     eager = fs.nn.Synaptic(0.6, 0.8, init_hidden=True)
     comp = fs.nn.Synaptic(0.6, 0.8, init_hidden=True)
     step = mx.compile(lambda v: comp(v), inputs=comp.state, outputs=comp.state)
+    # On the CPU compiled and eager MLX round identically; on a GPU the
+    # compiled (fused) elementwise kernel may differ in the last bit.
+    same = np.testing.assert_array_equal if mx.default_device() == mx.cpu else \
+        (lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7))
     for t in range(x.shape[0]):
-        np.testing.assert_array_equal(np.array(step(x[t])), np.array(eager(x[t])))
-    np.testing.assert_array_equal(np.array(comp.mem), np.array(eager.mem))
+        same(np.array(step(x[t])), np.array(eager(x[t])))
+    same(np.array(comp.mem), np.array(eager.mem))
     lif = fs.nn.Leaky(beta=0.8)
     seq = mx.compile(lambda v: lif.sequence(v)[0])  # pure without init_hidden
     np.testing.assert_array_equal(np.array(seq(x)), np.array(lif.sequence(x)[0]))

@@ -59,6 +59,14 @@ def tt(v):
     return torch.tensor(np.asarray(v, dtype=np.float32))
 
 
+# MLX's CUDA matmul and convolution round float32 products TF32-style, so a
+# recurrent layer with Linear or Conv2d feedback drifts from snnTorch's CPU
+# float32 by ~1e-4 (relative RMS of the states, measured on an H100); the
+# neuron arithmetic itself stays exact (one-to-one feedback is compared
+# bitwise on every device).
+FEEDBACK_TOL = 2e-3 if mx.default_device() == mx.gpu else None
+
+
 def leaf(v):
     return torch.tensor(np.asarray(v, dtype=np.float32), requires_grad=True)
 
@@ -74,7 +82,7 @@ def cotangents(rng, T, S, n_out):
 
 
 def compare(ours, theirs, tparams, x, init, rng, what, spk_state=False, spiking=True,
-            tols=None, exact_states=False):
+            tols=None, exact_states=False, matmul=False):
     n_out = 1 + len(ours._states) - (1 if spk_state else 0)
     cots = cotangents(rng, x.shape[0], x.shape[1:], n_out)
     ref = run_torch(theirs, x, init, cots, tparams, spk_state)
@@ -83,7 +91,10 @@ def compare(ours, theirs, tparams, x, init, rng, what, spk_state=False, spiking=
     for sequence in (False, True):
         got = run_ours(ours, x, init, cots, sequence)
         how = f"{what} ({'sequence' if sequence else 'step'})"
-        assert_same(got, ref, how, tols=tols)
+        if matmul and FEEDBACK_TOL:
+            assert_same(got, ref, how, state_tol=FEEDBACK_TOL, grad_tol=FEEDBACK_TOL)
+        else:
+            assert_same(got, ref, how, tols=tols)
         if exact_states:  # the same float32 operations in the same order
             for k, (a, b) in enumerate(zip(got.states, ref.states)):
                 np.testing.assert_array_equal(a, b, err_msg=f"{how}: state {k}")
@@ -323,7 +334,7 @@ def test_rleaky(reset, reset_delay, surrogate, per_neuron, all_to_all):
     x, init = inputs(rng, 25, (3, 9), 2, scale=0.6, shift=0.3)
     init[0] = (init[0] > 0).astype(np.float32)  # the initial state is a spike train
     compare(ours, theirs, tp, x, init, rng, f"RLeaky {reset} delay={reset_delay}",
-            spk_state=True, exact_states=not all_to_all)
+            spk_state=True, exact_states=not all_to_all, matmul=all_to_all)
 
 
 def rsynaptic_pair(rng, N, per_neuron, surrogate, all_to_all, **kw):
@@ -367,7 +378,7 @@ def test_rsynaptic(reset, surrogate, per_neuron, all_to_all):
     init[0] = (init[0] > 0).astype(np.float32)
     # a Linear's matmul sums in its own order: bitwise only for one-to-one feedback
     compare(ours, theirs, tp, x, init, rng, f"RSynaptic {reset}", spk_state=True,
-            exact_states=not all_to_all)
+            exact_states=not all_to_all, matmul=all_to_all)
 
 
 @pytest.mark.parametrize("layer", ["RLeaky", "RSynaptic"])
@@ -412,7 +423,8 @@ def test_recurrent_conv2d_channels_last(layer):
         got = run_ours(ours, nhwc(x), [nhwc(s) for s in init], [nhwc(c) for c in cots],
                        sequence)
         assert_same(got, ref, f"{layer} conv2d ({'sequence' if sequence else 'step'})",
-                    grad_tol=1e-5)
+                    **({"state_tol": FEEDBACK_TOL, "grad_tol": FEEDBACK_TOL} if FEEDBACK_TOL
+                       else {"grad_tol": 1e-5}))
 
 
 def test_rsynaptic_reset_delay_false_resets_in_the_firing_step():

@@ -120,6 +120,12 @@ def _x_times_2(case, inp, device):
                     note="one read and one write of x")
 
 
+def _torch_x2(case, inp, device):
+    x = _to_torch(inp["x"], device)
+    return Prepared(fwd=lambda: x * 2, fwdbwd=None, sync=_torch_sync(device),
+                    note="x*2 in torch: device memory from its caching allocator")
+
+
 # ----------------------------------------------------------------- mlx-snn --
 
 def _mlxsnn_available(device):
@@ -284,6 +290,9 @@ LEAKY_IMPLS = [
     Impl("snntorch", _snntorch, _snntorch_available),
     Impl("spikingjelly", _spikingjelly, _spikingjelly_available),
     Impl("x*2", _x_times_2, yardstick=True),
+    Impl("torch x*2", _torch_x2,
+         lambda device: _torch_available(device) or (None if device == "gpu" else "GPU only"),
+         yardstick=True),
 ]
 
 BENCHMARKS = {

@@ -33,6 +33,9 @@ from .registry import BENCHMARKS, Case, make_inputs
 
 PARITY_MEM_TOL = 1e-5   # relative RMS of the final membrane
 PARITY_GRAD_TOL = 1e-5  # relative RMS of dL/dx, fused vs reference
+OWN = ("fused", "reference", "reference+compile")  # held to the strict checks above
+OTHER_SPIKE_FRACTION = 1e-4  # other libraries: spikes allowed to differ
+OTHER_MEM_TOL = 1e-2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,9 +96,16 @@ def headline(info: dict) -> str:
     return f"# flashsnn bench on {info['device']} | " + " | ".join(parts)
 
 
-def time_it(fn, sync, repeat: int, warmup: int, budget: float) -> list[float]:
-    for _ in range(warmup):
+def time_it(fn, sync, repeat: int, warmup: int, budget: float,
+            warmup_seconds: float = 0.0) -> list[float]:
+    # A GPU left idle (while the parity check runs on the host) drops its
+    # clocks; measured on an H100, the first passes after that ran 30x slow.
+    # Warm up for a minimum time as well as a minimum count.
+    start = time.perf_counter()
+    n = 0
+    while n < warmup or time.perf_counter() - start < warmup_seconds:
         sync(fn())
+        n += 1
     times = []
     start = time.perf_counter()
     for i in range(repeat):
@@ -118,8 +128,15 @@ def parity(case: Case, inputs: dict, name: str, prep) -> tuple[bool, str]:
     r_spk, r_mem = np.array(r_spk.astype(mx.float32)), np.array(r_mem.astype(mx.float32))
     mism = int(np.sum(spk != r_spk))
     err = float(np.sqrt(np.mean((mem - r_mem) ** 2)) / (np.sqrt(np.mean(r_mem ** 2)) + 1e-30))
-    ok = mism == 0 and err <= PARITY_MEM_TOL
-    msg = f"spikes {mism} differ, mem rel {err:.1e}"
+    if name in OWN:
+        ok = mism == 0 and err <= PARITY_MEM_TOL
+    else:
+        # Other libraries write the same equation with other operations
+        # (SpikingJelly: v - v/tau + x for beta*v + x), which flips the odd
+        # spike that lands within an ulp of threshold; the trajectory of that
+        # neuron then departs. Same semantics: almost every spike agrees.
+        ok = mism <= OTHER_SPIKE_FRACTION * spk.size and err <= OTHER_MEM_TOL
+    msg = f"spikes {mism} of {spk.size} differ, mem rel {err:.1e}"
     if ok and name in ("fused", "reference+compile"):
         cot = [inputs["cs"], inputs["cm"]]
         backend = "fused" if name == "fused" else "reference"
@@ -155,7 +172,8 @@ def run_case(case: Case, impls, args, bar) -> list[dict]:
             if fn is None:
                 bar.update(1)
                 continue
-            t = time_it(fn, prep.sync, args.repeat, args.warmup, args.budget)
+            t = time_it(fn, prep.sync, args.repeat, args.warmup, args.budget,
+                        1.0 if args.device == "gpu" else 0.1)
             rows.append({"case": case.label, "T": case.T, "B": case.B, "N": case.N,
                          "dtype": case.dtype, "impl": impl.name, "pass": pas,
                          "median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
@@ -165,9 +183,14 @@ def run_case(case: Case, impls, args, bar) -> list[dict]:
     # ratios, within this run only
     fused = {r["pass"]: r["median_ms"] for r in rows if r.get("impl") == "fused" and "pass" in r}
     x2 = next((r["median_ms"] for r in rows if r.get("impl") == "x*2"), None)
-    # x*2 reads and writes x once: its time gives this run's bandwidth, and
-    # the fewest bytes a pass must move over it gives that pass's floor.
-    bw = 2 * inputs["x"].nbytes / (x2 * 1e-3) if x2 else None
+    # x*2 reads and writes x once: the fastest yardstick (MLX's, or torch's
+    # on a GPU) gives this run's bandwidth, and the fewest bytes a pass must
+    # move over it gives that pass's floor.
+    yard = [r["median_ms"] for r in rows if r.get("yardstick") and "pass" in r]
+    bw = 2 * inputs["x"].nbytes / (min(yard) * 1e-3) if yard else None
+    for r in rows:
+        if r.get("impl") == "fused" and bw:
+            r["floor_bandwidth_GBps"] = bw / 1e9
     for r in rows:
         if "pass" not in r:
             continue
