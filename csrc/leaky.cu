@@ -9,6 +9,7 @@
 // Checked on an H100 with MLX 0.32.4 (docs/cuda.md).
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -106,6 +107,26 @@ const char* resolve(const void* sym, int device, CUfunction* fn, int* sms) {
   return nullptr;
 }
 
+// Measurement knobs for tuning runs (benchmarks/gpu_diag.py):
+// FLASHSNN_CUDA_VEC=1|4 and FLASHSNN_CUDA_BLOCK=32..128 replace leaky_shape's
+// choice (a vector width the alignment does not allow is ignored).
+void tuning_override(int64_t N, bool ok, LeakyShape* s) {
+  static const int vec = [] {
+    const char* v = std::getenv("FLASHSNN_CUDA_VEC");
+    return v ? std::atoi(v) : 0;
+  }();
+  static const int block = [] {
+    const char* v = std::getenv("FLASHSNN_CUDA_BLOCK");
+    return v ? std::atoi(v) : 0;
+  }();
+  if (vec == 1 || (vec == 4 && ok && N % 4 == 0)) s->vec = vec;
+  if (block >= 32 && block <= int(kMaxBlock) && block % 32 == 0) s->block = unsigned(block);
+  if (vec || block) {
+    const int64_t threads = (N + s->vec - 1) / s->vec;
+    s->grid = unsigned((threads + s->block - 1) / s->block);
+  }
+}
+
 template <bool BACKWARD, typename P>
 const char* launch(const P& p, int dtype, int reset, int mode, int device, Launch* out) {
   if (dtype < kFloat32 || dtype > kBFloat16) return "internal: unknown dtype";
@@ -114,7 +135,8 @@ const char* launch(const P& p, int dtype, int reset, int mode, int device, Launc
   int sms = 0;
   if (const char* err = resolve(symbol<BACKWARD, 1>(dtype, reset, mode), device, &fn, &sms))
     return err;
-  const LeakyShape s = leaky_shape(p.N, BACKWARD, vec_ok(p, dtype), sms);
+  LeakyShape s = leaky_shape(p.N, BACKWARD, vec_ok(p, dtype), sms);
+  tuning_override(p.N, vec_ok(p, dtype), &s);
   if (s.vec == 4) {
     if (const char* err = resolve(symbol<BACKWARD, 4>(dtype, reset, mode), device, &fn, &sms))
       return err;

@@ -61,10 +61,10 @@ def tt(v):
 
 # MLX's CUDA matmul and convolution round float32 products TF32-style, so a
 # recurrent layer with Linear or Conv2d feedback drifts from snnTorch's CPU
-# float32 by ~1e-4 (relative RMS of the states, measured on an H100); the
-# neuron arithmetic itself stays exact (one-to-one feedback is compared
-# bitwise on every device).
-FEEDBACK_TOL = 2e-3 if mx.default_device() == mx.gpu else None
+# float32 (measured on an H100: states up to 1e-4, gradients up to 2.7e-3
+# relative RMS); the neuron arithmetic itself stays exact (one-to-one
+# feedback is compared bitwise on every device).
+FEEDBACK_TOL = 1e-2 if mx.default_device() == mx.gpu else None
 
 
 def leaf(v):

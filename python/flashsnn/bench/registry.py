@@ -48,6 +48,7 @@ class Prepared:
     fwd: Callable
     fwdbwd: Callable | None
     sync: Callable          # waits for the returned work: mx.eval or torch sync
+    launch: Callable = lambda out: None  # starts the returned work without waiting
     spikes: Callable | None = None
     parity_with: dict = field(default_factory=dict)  # kwargs for fs.reference.leaky
     note: str = ""
@@ -80,6 +81,10 @@ def _mlx_sync(out):
     mx.eval(out)
 
 
+def _mlx_launch(out):
+    mx.async_eval(out)
+
+
 def _np(a):
     return np.array(a.astype(mx.float32))
 
@@ -101,7 +106,7 @@ def _leaky_fs(backend: str, compiled: bool):
         return Prepared(
             fwd=lambda: fwd_fn(x),
             fwdbwd=lambda: vjp_fn(x, cs, cm),
-            sync=_mlx_sync,
+            sync=_mlx_sync, launch=_mlx_launch,
             spikes=lambda: tuple(_np(a) for a in f(x)),
             parity_with={},
         )
@@ -116,7 +121,7 @@ def _fused_available(device):
 
 def _x_times_2(case, inp, device):
     x = inp["x"]
-    return Prepared(fwd=lambda: x * 2, fwdbwd=None, sync=_mlx_sync,
+    return Prepared(fwd=lambda: x * 2, fwdbwd=None, sync=_mlx_sync, launch=_mlx_launch,
                     note="one read and one write of x")
 
 
@@ -153,6 +158,7 @@ def _mlxsnn(compiled: bool):
         vjp_fn = mx.compile(vjp) if compiled else vjp
         return Prepared(
             fwd=lambda: fwd_fn(x), fwdbwd=lambda: vjp_fn(x, cs, cm), sync=_mlx_sync,
+            launch=_mlx_launch,
             spikes=lambda: tuple(_np(a) for a in f(x)),
             # mlx-snn fires with >= and resets in the same step, gradient not detached
             parity_with={"convention": "same_step"},
