@@ -1,13 +1,20 @@
 // Leaky on the CPU: loops around src/step/leaky.h.
 //
 // Neurons are split across threads; each thread walks blocks of kBlock
-// neurons through all T steps, so a block's state stays in L2 while x,
+// neurons through all T steps, so a block's state stays in cache while x,
 // spikes and h stream through once. Each step of a block is a loop with no
 // branches (outputs nobody wants go to scratch rows; the surrogate's switch
 // is hoisted into its own loop), which GCC vectorizes, and target_clones
 // builds an AVX2 copy beside the baseline one. Blocks of 2048 neurons (8 KB a
-// row) beat 256 (1 KB rows, ~2x slower) and whole thread ranges (working set
-// past L2) at T=100 B=32 N=1024 on a 2-core EPYC.
+// row) beat 256 (1 KB rows, ~2x slower) at T=100 B=32 N=1024 on a 2-core
+// EPYC; larger blocks and software prefetching made no difference there.
+//
+// These layers are DRAM-bound: forward+backward at T=100 B=32 N=1024 moves
+// about 117 MB (x, spikes and h written with their read-for-ownership, then
+// h, the spike cotangent and dx), ~5.8 ms at the ~20 GB/s two threads
+// reached in a streaming microbenchmark. Streaming (non-temporal) stores,
+// which would skip the read-for-ownership, measured slower on that machine
+// (12 vs 17 GB/s for a read+write stream), so the kernels use plain stores.
 #include <algorithm>
 
 #include "mlx/allocator.h"
@@ -19,7 +26,6 @@
 #include "../ops/leaky.h"
 #include "../step/leaky.h"
 #include "parallel.h"
-#include "store.h"
 
 namespace flashsnn {
 
@@ -34,6 +40,10 @@ constexpr int64_t kBlock = 2048;
 #else
 #define FS_CPU_CLONES
 #endif
+// Row helpers are inlined into the range loops, so that each clone of those
+// compiles them for its own instruction set (a helper left out of line ran
+// its divisions in SSE inside the AVX2 clone).
+#define FS_ROW inline __attribute__((always_inline))
 
 template <typename T>
 inline void load_row(const T* __restrict src, float* __restrict dst, int64_t n) {
@@ -68,7 +78,7 @@ struct FwdArgs {
 // One step for n neurons. Outputs that the caller does not want go to
 // scratch rows, so the loop has no branches and vectorizes.
 template <typename T, int RESET, int MODE>
-inline void forward_row(const T* __restrict x, const float* __restrict b,
+FS_ROW void forward_row(const T* __restrict x, const float* __restrict b,
                         const float* __restrict th, float* __restrict u, T* __restrict spk,
                         float* __restrict h, float* __restrict u_out, T* __restrict mem_out,
                         int64_t n) {
@@ -86,12 +96,11 @@ template <typename T, int RESET, int MODE>
 FS_CPU_CLONES void forward_range(
     const FwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
-  const bool stream = a.d.T * N * int64_t(sizeof(float)) >= cpu::kStreamBytes;
   std::vector<float> buf(5 * kBlock);
-  std::vector<T> tbuf(2 * kBlock);
-  float *ub = buf.data(), *bb = ub + kBlock, *tb = bb + kBlock, *hl = tb + kBlock,
-        *ul = hl + kBlock;
-  T *sl = tbuf.data(), *ml = sl + kBlock;
+  std::vector<T> tbuf(kBlock);
+  float *ub = buf.data(), *bb = ub + kBlock, *tb = bb + kBlock, *hs = tb + kBlock,
+        *us = hs + kBlock;
+  T* ms = tbuf.data();
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     load_suffix(a.mem, a.d.P_mem, j0, ub, n);
@@ -100,15 +109,11 @@ FS_CPU_CLONES void forward_range(
     for (int64_t k = 0; k < n; ++k) bb[k] = fs::clamp_unit(bb[k]);
     for (int64_t t = 0; t < a.d.T; ++t) {
       const int64_t o = t * N + j0;
-      forward_row<T, RESET, MODE>(a.x + o, bb, tb, ub, sl, hl, ul, ml, n);
-      cpu::store_row(a.spk + o, sl, n, stream);
-      if (a.h) cpu::store_row(a.h + o, hl, n, stream);
-      if (a.u) cpu::store_row(a.u + o, ul, n, stream);
-      if (a.mem_all) cpu::store_row(a.mem_out + o, ml, n, stream);
+      forward_row<T, RESET, MODE>(a.x + o, bb, tb, ub, a.spk + o, a.h ? a.h + o : hs,
+                                  a.u ? a.u + o : us, a.mem_all ? a.mem_out + o : ms, n);
     }
     if (!a.mem_all) store_row(ub, a.mem_out + j0, n);
   }
-  cpu::store_fence();
 }
 
 template <typename T>
@@ -133,14 +138,14 @@ struct BwdArgs {
 // sg[k] = leaky_slope(h[k]); the surrogate id is a template argument here so
 // that its switch folds away and the loop vectorizes.
 template <int MODE, int ID>
-void slope_row(fs::Surrogate g, const float* __restrict h, const float* __restrict th,
+FS_ROW void slope_row(fs::Surrogate g, const float* __restrict h, const float* __restrict th,
                float* __restrict sg, int64_t n) {
   const fs::Surrogate c{ID, g.a, g.b};
   for (int64_t k = 0; k < n; ++k) sg[k] = fs::leaky_slope<MODE>(c, h[k], th[k]);
 }
 
 template <int MODE>
-void slope_row(fs::Surrogate g, const float* h, const float* th, float* sg, int64_t n) {
+FS_ROW void slope_row(fs::Surrogate g, const float* h, const float* th, float* sg, int64_t n) {
   switch (g.id) {
 #define FS_SLOPE_CASE(ID) \
   case ID:                \
@@ -164,7 +169,7 @@ void slope_row(fs::Surrogate g, const float* h, const float* th, float* sg, int6
 // (CARRIED: recompute it from the previous step's h instead); dm is the
 // membrane cotangent at this step (a zero row when only the last counts).
 template <typename T, int RESET, int MODE, bool CARRIED>
-inline void backward_row(const float* __restrict h, const float* __restrict prev,
+FS_ROW void backward_row(const float* __restrict h, const float* __restrict prev,
                          const T* __restrict ds, const T* __restrict dm,
                          const float* __restrict b, const float* __restrict th,
                          const float* __restrict sg, float* __restrict gu,
@@ -186,12 +191,10 @@ template <typename T, int RESET, int MODE>
 FS_CPU_CLONES void backward_range(
     const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
-  const bool stream = a.d.T * N * int64_t(sizeof(float)) >= cpu::kStreamBytes;
   std::vector<float> buf(7 * kBlock);
   float *gu = buf.data(), *gb = gu + kBlock, *gt = gb + kBlock, *bb = gt + kBlock,
         *tb = bb + kBlock, *m0 = tb + kBlock, *sg = m0 + kBlock;
-  std::vector<T> tbuf(2 * kBlock, static_cast<T>(0.0f));
-  T *zeros = tbuf.data(), *dxl = zeros + kBlock;
+  const std::vector<T> zeros(kBlock, static_cast<T>(0.0f));
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     if (a.mem_all) {
@@ -208,19 +211,18 @@ FS_CPU_CLONES void backward_range(
     for (int64_t t = a.d.T - 1; t >= 0; --t) {
       const int64_t o = t * N + j0;
       const float* ht = a.h + o;
-      const T* dm = a.mem_all ? a.dmem + o : zeros;
+      const T* dm = a.mem_all ? a.dmem + o : zeros.data();
       slope_row<MODE>(a.g, ht, tb, sg, n);
       if (t == 0) {
         backward_row<T, RESET, MODE, false>(ht, m0, a.dspk + o, dm, bb, tb, sg, gu, gb, gt,
-                                            dxl, a.detach, n);
+                                            a.dx + o, a.detach, n);
       } else if (MODE == fs::kImmediate) {
         backward_row<T, RESET, MODE, false>(ht, a.u + o - N, a.dspk + o, dm, bb, tb, sg, gu,
-                                            gb, gt, dxl, a.detach, n);
+                                            gb, gt, a.dx + o, a.detach, n);
       } else {
         backward_row<T, RESET, MODE, true>(ht, ht - N, a.dspk + o, dm, bb, tb, sg, gu, gb, gt,
-                                           dxl, a.detach, n);
+                                           a.dx + o, a.detach, n);
       }
-      cpu::store_row(a.dx + o, dxl, n, stream);
     }
     for (int64_t k = 0; k < n; ++k) {
       a.dmem0[j0 + k] = gu[k];
@@ -228,7 +230,6 @@ FS_CPU_CLONES void backward_range(
       a.dth[j0 + k] = gt[k];
     }
   }
-  cpu::store_fence();
 }
 
 void alloc_outputs(std::vector<mx::array>& outputs) {
