@@ -311,19 +311,11 @@ FS_FN void slopes_id(fs::Surrogate g, const float (&h)[V], const float (&th)[V],
 template <int MODE, int V>
 FS_FN void slopes(fs::Surrogate g, const float (&h)[V], const float (&th)[V], float (&sg)[V]) {
   switch (g.id) {
-#define FS_SLOPE_CASE(ID)                 \
-  case ID:                                \
-    slopes_id<MODE, ID, V>(g, h, th, sg); \
+#define FS_SLOPE_CASE(ID, NAME)                   \
+  case fs::ID:                                    \
+    slopes_id<MODE, fs::ID, V>(g, h, th, sg);     \
     return;
-    FS_SLOPE_CASE(fs::kAtan)
-    FS_SLOPE_CASE(fs::kFastSigmoid)
-    FS_SLOPE_CASE(fs::kSigmoid)
-    FS_SLOPE_CASE(fs::kTriangular)
-    FS_SLOPE_CASE(fs::kStraightThrough)
-    FS_SLOPE_CASE(fs::kHeaviside)
-    FS_SLOPE_CASE(fs::kSpikeRateEscape)
-    FS_SLOPE_CASE(fs::kSparseFastSigmoid)
-    FS_SLOPE_CASE(fs::kLeakySpikeOperator)
+    FS_FOR_EACH_SURROGATE(FS_SLOPE_CASE)
 #undef FS_SLOPE_CASE
     default:
       // The op rejects unknown ids; fs::surrogate_grad returns 0 for them.

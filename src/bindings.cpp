@@ -31,9 +31,10 @@ NB_MODULE(_ext, m) {
   // The C++ side of the surrogate table, for the test that checks it
   // against flashsnn.surrogate.KERNEL_IDS (names in fs::SurrogateId order).
   m.def("surrogate_names", [] {
-    static const char* names[fs::kNumSurrogates] = {
-        "atan", "fast_sigmoid", "sigmoid", "triangular", "straight_through",
-        "heaviside", "spike_rate_escape", "sparse_fast_sigmoid", "leaky_spike_operator"};
+#define FS_NAME(ID, NAME) #NAME,
+    static const char* names[] = {FS_FOR_EACH_SURROGATE(FS_NAME)};
+#undef FS_NAME
+    static_assert(sizeof(names) / sizeof(names[0]) == fs::kNumSurrogates);
     return std::vector<std::string>(names, names + fs::kNumSurrogates);
   });
   m.def(

@@ -147,18 +147,10 @@ FS_ROW void slope_row(fs::Surrogate g, const float* __restrict h, const float* _
 template <int MODE>
 FS_ROW void slope_row(fs::Surrogate g, const float* h, const float* th, float* sg, int64_t n) {
   switch (g.id) {
-#define FS_SLOPE_CASE(ID) \
-  case ID:                \
-    return slope_row<MODE, ID>(g, h, th, sg, n);
-    FS_SLOPE_CASE(fs::kAtan)
-    FS_SLOPE_CASE(fs::kFastSigmoid)
-    FS_SLOPE_CASE(fs::kSigmoid)
-    FS_SLOPE_CASE(fs::kTriangular)
-    FS_SLOPE_CASE(fs::kStraightThrough)
-    FS_SLOPE_CASE(fs::kHeaviside)
-    FS_SLOPE_CASE(fs::kSpikeRateEscape)
-    FS_SLOPE_CASE(fs::kSparseFastSigmoid)
-    FS_SLOPE_CASE(fs::kLeakySpikeOperator)
+#define FS_SLOPE_CASE(ID, NAME) \
+  case fs::ID:                  \
+    return slope_row<MODE, fs::ID>(g, h, th, sg, n);
+    FS_FOR_EACH_SURROGATE(FS_SLOPE_CASE)
 #undef FS_SLOPE_CASE
     default:
       fail("leaky", "internal: surrogate id without a CPU case");

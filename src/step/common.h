@@ -54,6 +54,16 @@ enum SurrogateId : int {
   kNumSurrogates = 9
 };
 
+// Every kernel surrogate as X(id, python_name), in id order: the one list that
+// code instantiating a copy per surrogate (the CPU and CUDA backward loops) and
+// the Python-facing name table (src/bindings.cpp) expand.
+#define FS_FOR_EACH_SURROGATE(X)                                      \
+  X(kAtan, atan) X(kFastSigmoid, fast_sigmoid) X(kSigmoid, sigmoid)  \
+  X(kTriangular, triangular) X(kStraightThrough, straight_through)   \
+  X(kHeaviside, heaviside) X(kSpikeRateEscape, spike_rate_escape)    \
+  X(kSparseFastSigmoid, sparse_fast_sigmoid)                         \
+  X(kLeakySpikeOperator, leaky_spike_operator)
+
 struct Surrogate {
   int id;
   float a;
