@@ -54,6 +54,13 @@ def init_recurrent(layer, V, all_to_all, linear_features, conv2d_channels, kerne
                                          isinstance(layer.recurrent[k], mx.array)])
 
 
+def recurrent_kwargs(layer) -> dict:
+    """The op's feedback argument: ``recurrent`` (all-to-all) or ``V``."""
+    if layer.all_to_all:
+        return {"recurrent": layer.recurrent}
+    return {"V": layer.V}
+
+
 def check_no_inhibition(layer) -> None:
     if layer.inhibition:
         raise NotImplementedError(
@@ -115,16 +122,11 @@ class RLeaky(LIF):
         return self._forward(x, {"spk": spk, "mem": mem}, sequence=True,
                              output_mem=output_mem)
 
-    def _feedback(self) -> dict:
-        if self.all_to_all:
-            return {"recurrent": self.recurrent}
-        return {"V": self.V}
-
     def _op(self, x, spk, mem, *, output_mem):
         return ops.rleaky(x, spk, mem, beta=self.beta, threshold=self.threshold,
                           reset_mechanism=self.reset_mechanism, reset_delay=self.reset_delay,
                           spike_grad=self.spike_grad, output_mem=output_mem,
-                          backend=self.backend, **self._feedback())
+                          backend=self.backend, **recurrent_kwargs(self))
 
     def init_rleaky(self):
         """Deprecated in snnTorch; same as :meth:`reset_mem`."""

@@ -7,7 +7,7 @@ import mlx.core as mx
 
 from .. import ops
 from .neurons import LIF
-from .rleaky import check_no_inhibition, init_recurrent
+from .rleaky import check_no_inhibition, init_recurrent, recurrent_kwargs
 
 
 class RSynaptic(LIF):
@@ -67,11 +67,11 @@ class RSynaptic(LIF):
                              output_mem=output_mem)
 
     def _op(self, x, spk, syn, mem, *, output_mem):
-        feedback = {"recurrent": self.recurrent} if self.all_to_all else {"V": self.V}
         return ops.rsynaptic(x, spk, syn, mem, alpha=self.alpha, beta=self.beta,
                              threshold=self.threshold, reset_mechanism=self.reset_mechanism,
                              reset_delay=self.reset_delay, spike_grad=self.spike_grad,
-                             output_mem=output_mem, backend=self.backend, **feedback)
+                             output_mem=output_mem, backend=self.backend,
+                             **recurrent_kwargs(self))
 
     def init_rsynaptic(self):
         """Deprecated in snnTorch; same as :meth:`reset_mem`."""
