@@ -15,8 +15,14 @@ def init_recurrent(layer, V, all_to_all, linear_features, conv2d_channels, kerne
     """snnTorch's recurrent connection: ``layer.recurrent`` (an
     ``mlx.nn.Linear``, or an ``mlx.nn.Conv2d`` on channels-last maps, as MLX
     convolutions are) for all-to-all feedback, else the one-to-one weight
-    ``layer.V``; learnable when ``learn_recurrent``."""
+    ``layer.V``; learnable when ``learn_recurrent``. Refuses inhibition
+    first (the inhibited spikes would feed back, which the op does not model)."""
     tag = type(layer).__name__
+    if layer.inhibition:
+        raise NotImplementedError(
+            f"[{tag}] inhibition is not supported for recurrent layers: "
+            "the inhibited spikes feed back into the next step, which the op does not "
+            "model; use inhibition=False")
     if all_to_all:
         if not linear_features:
             if not (conv2d_channels or kernel_size):
@@ -61,14 +67,6 @@ def recurrent_kwargs(layer) -> dict:
     return {"V": layer.V}
 
 
-def check_no_inhibition(layer) -> None:
-    if layer.inhibition:
-        raise NotImplementedError(
-            f"[{type(layer).__name__}] inhibition is not supported for recurrent layers: "
-            "the inhibited spikes feed back into the next step, which the op does not "
-            "model; use inhibition=False")
-
-
 class RLeaky(LIF):
     """Recurrent first-order LIF, snnTorch's ``RLeaky`` with its arguments,
     defaults and results: each step adds ``V * spk`` (one-to-one) or
@@ -106,7 +104,6 @@ class RLeaky(LIF):
         super().__init__(beta, threshold, spike_grad, surrogate_disable, init_hidden,
                          inhibition, learn_beta, learn_threshold, reset_mechanism,
                          state_quant, output, backend=backend)
-        check_no_inhibition(self)
         init_recurrent(self, V, all_to_all, linear_features, conv2d_channels, kernel_size,
                        learn_recurrent)
         self.reset_delay = bool(reset_delay)

@@ -7,7 +7,7 @@ import mlx.core as mx
 
 from .. import ops
 from .neurons import LIF
-from .rleaky import check_no_inhibition, init_recurrent, recurrent_kwargs
+from .rleaky import init_recurrent, recurrent_kwargs
 
 
 class RSynaptic(LIF):
@@ -48,7 +48,6 @@ class RSynaptic(LIF):
         super().__init__(beta, threshold, spike_grad, surrogate_disable, init_hidden,
                          inhibition, learn_beta, learn_threshold, reset_mechanism,
                          state_quant, output, backend=backend)
-        check_no_inhibition(self)
         init_recurrent(self, V, all_to_all, linear_features, conv2d_channels, kernel_size,
                        learn_recurrent)
         self._param("alpha", alpha, learn_alpha)
