@@ -6,7 +6,7 @@ import numpy as np
 
 import mlx.core as mx
 
-FLOAT_DTYPES = (mx.float32, mx.float16, mx.bfloat16)
+from ..ops._checks import FLOAT_DTYPES, choice  # noqa: F401 (choice: for eeg.py)
 
 
 def array(op: str, data, name: str = "data") -> mx.array:
@@ -36,13 +36,6 @@ def steps(op: str, num_steps, *, required: bool) -> int | None:
             or num_steps < 0:
         raise ValueError(f"[{op}] num_steps must be a positive int; got {num_steps!r}")
     return int(num_steps)
-
-
-def choice(op: str, name: str, value, options):
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"[{op}] unknown {name} {value!r}; valid: "
-                         + ", ".join(repr(o) for o in options))
-    return value
 
 
 def key(op: str, k):

@@ -7,15 +7,10 @@ import numpy as np
 
 import mlx.core as mx
 
+from ..ops._checks import choice
+
 REDUCTIONS = ("mean", "sum", "none")
 OVER_TIME = ("last", "max", "mean")
-
-
-def choice(op: str, name: str, value, options):
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"[{op}] unknown {name} {value!r}; valid: "
-                         + ", ".join(repr(o) for o in options))
-    return value
 
 
 def as_array(op: str, a, name: str) -> mx.array:

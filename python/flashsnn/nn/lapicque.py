@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from .. import ops
-from .neurons import LIF
+from .neurons import MembraneLIF
 
 
 def _given(v) -> bool:
@@ -13,7 +13,7 @@ def _given(v) -> bool:
     return v is not None and v is not False
 
 
-class Lapicque(LIF):
+class Lapicque(MembraneLIF):
     """Lapicque's RC neuron, snnTorch's ``Lapicque`` with its arguments,
     defaults and results.
 
@@ -40,8 +40,6 @@ class Lapicque(LIF):
     >>> spk[:, 0].tolist(), mem.tolist()
     ([0.0, 1.0, 0.0], [0.75])
     """
-
-    _states = ("mem",)
 
     def __init__(self, beta=False, R=False, C=False, time_step=1, threshold=1.0,
                  spike_grad=None, surrogate_disable=False, init_hidden=False,
@@ -88,15 +86,6 @@ class Lapicque(LIF):
         if self._mode == "beta_R":
             return self.R, dt / (self.R * mx.log(1 / beta))
         return dt / (self.C * mx.log(1 / beta)), self.C
-
-    def __call__(self, input_: mx.array, mem: mx.array | None = None):
-        return self._forward(input_, {"mem": mem}, sequence=False)
-
-    def sequence(self, x: mx.array, mem: mx.array | None = None, *,
-                 output_mem: str = "last"):
-        """All T steps of ``x`` ``[T, *S]`` in one call: ``(spk [T, *S],
-        mem)``, ``mem`` ``[*S]`` or ``[T, *S]`` with ``output_mem="all"``."""
-        return self._forward(x, {"mem": mem}, sequence=True, output_mem=output_mem)
 
     def _op(self, x, mem, *, output_mem):
         R, C = self._circuit()

@@ -3,10 +3,8 @@ both on the fused op :func:`flashsnn.ops.leaky`."""
 
 from __future__ import annotations
 
-import mlx.core as mx
-
 from .. import ops
-from .neurons import LIF
+from .neurons import MembraneLIF
 
 
 def _check_inhibition(layer, reset_delay: bool) -> None:
@@ -17,7 +15,7 @@ def _check_inhibition(layer, reset_delay: bool) -> None:
             "does not see; use reset_delay=True (or inhibition=False)")
 
 
-class Leaky(LIF):
+class Leaky(MembraneLIF):
     """First-order leaky integrate-and-fire neuron, snnTorch's ``Leaky``
     with its arguments, defaults and results.
 
@@ -53,8 +51,6 @@ class Leaky(LIF):
     [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
     """
 
-    _states = ("mem",)
-
     def __init__(self, beta, threshold=1.0, spike_grad=None, surrogate_disable=False,
                  init_hidden=False, inhibition=False, learn_beta=False,
                  learn_threshold=False, reset_mechanism="subtract", state_quant=False,
@@ -66,15 +62,6 @@ class Leaky(LIF):
                          learn_graded_spikes_factor, backend)
         self.reset_delay = bool(reset_delay)
         _check_inhibition(self, self.reset_delay)
-
-    def __call__(self, input_: mx.array, mem: mx.array | None = None):
-        return self._forward(input_, {"mem": mem}, sequence=False)
-
-    def sequence(self, x: mx.array, mem: mx.array | None = None, *,
-                 output_mem: str = "last"):
-        """All T steps of ``x`` ``[T, *S]`` in one call: ``(spk [T, *S],
-        mem)``, ``mem`` ``[*S]`` or ``[T, *S]`` with ``output_mem="all"``."""
-        return self._forward(x, {"mem": mem}, sequence=True, output_mem=output_mem)
 
     def _op(self, x, mem, *, output_mem):
         return ops.leaky(x, mem, beta=self.beta, threshold=self.threshold,

@@ -17,9 +17,7 @@ import mlx.nn as nn
 
 from .. import surrogate as _surrogate
 from ..ops import _checks
-
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
+from ..ops._family import OUTPUT_MEM, RESETS
 
 
 class _NoGrad(set):
@@ -308,6 +306,23 @@ class LIF(SpikingNeuron):
                          learn_threshold, reset_mechanism, state_quant, output,
                          graded_spikes_factor, learn_graded_spikes_factor, backend)
         self._param("beta", beta, learn_beta)
+
+
+class MembraneLIF(LIF):
+    """Base of the LIF families whose only state is the membrane (Leaky, IF,
+    Lapicque): stepping ``spk, mem = layer(x_t, mem)`` and whole sequences
+    ``spk, mem = layer.sequence(x, mem=None, output_mem="last")``."""
+
+    _states = ("mem",)
+
+    def __call__(self, input_: mx.array, mem: mx.array | None = None):
+        return self._forward(input_, {"mem": mem}, sequence=False)
+
+    def sequence(self, x: mx.array, mem: mx.array | None = None, *,
+                 output_mem: str = "last"):
+        """All T steps of ``x`` ``[T, *S]`` in one call: ``(spk [T, *S],
+        mem)``, ``mem`` ``[*S]`` or ``[T, *S]`` with ``output_mem="all"``."""
+        return self._forward(x, {"mem": mem}, sequence=True, output_mem=output_mem)
 
 
 def reset(net: nn.Module) -> nn.Module:

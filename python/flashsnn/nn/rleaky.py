@@ -15,8 +15,14 @@ def init_recurrent(layer, V, all_to_all, linear_features, conv2d_channels, kerne
     """snnTorch's recurrent connection: ``layer.recurrent`` (an
     ``mlx.nn.Linear``, or an ``mlx.nn.Conv2d`` on channels-last maps, as MLX
     convolutions are) for all-to-all feedback, else the one-to-one weight
-    ``layer.V``; learnable when ``learn_recurrent``."""
+    ``layer.V``; learnable when ``learn_recurrent``. Refuses inhibition
+    first (the inhibited spikes would feed back, which the op does not model)."""
     tag = type(layer).__name__
+    if layer.inhibition:
+        raise NotImplementedError(
+            f"[{tag}] inhibition is not supported for recurrent layers: "
+            "the inhibited spikes feed back into the next step, which the op does not "
+            "model; use inhibition=False")
     if all_to_all:
         if not linear_features:
             if not (conv2d_channels or kernel_size):
@@ -54,12 +60,11 @@ def init_recurrent(layer, V, all_to_all, linear_features, conv2d_channels, kerne
                                          isinstance(layer.recurrent[k], mx.array)])
 
 
-def check_no_inhibition(layer) -> None:
-    if layer.inhibition:
-        raise NotImplementedError(
-            f"[{type(layer).__name__}] inhibition is not supported for recurrent layers: "
-            "the inhibited spikes feed back into the next step, which the op does not "
-            "model; use inhibition=False")
+def recurrent_kwargs(layer) -> dict:
+    """The op's feedback argument: ``recurrent`` (all-to-all) or ``V``."""
+    if layer.all_to_all:
+        return {"recurrent": layer.recurrent}
+    return {"V": layer.V}
 
 
 class RLeaky(LIF):
@@ -99,7 +104,6 @@ class RLeaky(LIF):
         super().__init__(beta, threshold, spike_grad, surrogate_disable, init_hidden,
                          inhibition, learn_beta, learn_threshold, reset_mechanism,
                          state_quant, output, backend=backend)
-        check_no_inhibition(self)
         init_recurrent(self, V, all_to_all, linear_features, conv2d_channels, kernel_size,
                        learn_recurrent)
         self.reset_delay = bool(reset_delay)
@@ -115,16 +119,11 @@ class RLeaky(LIF):
         return self._forward(x, {"spk": spk, "mem": mem}, sequence=True,
                              output_mem=output_mem)
 
-    def _feedback(self) -> dict:
-        if self.all_to_all:
-            return {"recurrent": self.recurrent}
-        return {"V": self.V}
-
     def _op(self, x, spk, mem, *, output_mem):
         return ops.rleaky(x, spk, mem, beta=self.beta, threshold=self.threshold,
                           reset_mechanism=self.reset_mechanism, reset_delay=self.reset_delay,
                           spike_grad=self.spike_grad, output_mem=output_mem,
-                          backend=self.backend, **self._feedback())
+                          backend=self.backend, **recurrent_kwargs(self))
 
     def init_rleaky(self):
         """Deprecated in snnTorch; same as :meth:`reset_mem`."""

@@ -7,7 +7,7 @@ import mlx.core as mx
 
 from .. import ops
 from .neurons import LIF
-from .rleaky import check_no_inhibition, init_recurrent
+from .rleaky import init_recurrent, recurrent_kwargs
 
 
 class RSynaptic(LIF):
@@ -48,7 +48,6 @@ class RSynaptic(LIF):
         super().__init__(beta, threshold, spike_grad, surrogate_disable, init_hidden,
                          inhibition, learn_beta, learn_threshold, reset_mechanism,
                          state_quant, output, backend=backend)
-        check_no_inhibition(self)
         init_recurrent(self, V, all_to_all, linear_features, conv2d_channels, kernel_size,
                        learn_recurrent)
         self._param("alpha", alpha, learn_alpha)
@@ -67,11 +66,11 @@ class RSynaptic(LIF):
                              output_mem=output_mem)
 
     def _op(self, x, spk, syn, mem, *, output_mem):
-        feedback = {"recurrent": self.recurrent} if self.all_to_all else {"V": self.V}
         return ops.rsynaptic(x, spk, syn, mem, alpha=self.alpha, beta=self.beta,
                              threshold=self.threshold, reset_mechanism=self.reset_mechanism,
                              reset_delay=self.reset_delay, spike_grad=self.spike_grad,
-                             output_mem=output_mem, backend=self.backend, **feedback)
+                             output_mem=output_mem, backend=self.backend,
+                             **recurrent_kwargs(self))
 
     def init_rsynaptic(self):
         """Deprecated in snnTorch; same as :meth:`reset_mem`."""

@@ -67,6 +67,16 @@ def param(op: str, name: str, p, S: tuple) -> mx.array:
     return p.astype(mx.float32)
 
 
+def states(op: str, S: tuple, **named) -> dict:
+    """:func:`state` of each ``name=value``, checked in the order given."""
+    return {name: state(op, name, s, S) for name, s in named.items()}
+
+
+def params(op: str, S: tuple, **named) -> dict:
+    """:func:`param` of each ``name=value``, checked in the order given."""
+    return {name: param(op, name, p, S) for name, p in named.items()}
+
+
 def suffix_param(p: mx.array, S: tuple) -> mx.array:
     """The form the kernels take: a parameter whose shape (leading 1s aside)
     ends S is used as is, element i of S reading p[i % p.size]; any other

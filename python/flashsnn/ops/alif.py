@@ -15,17 +15,13 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "alif"
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 
 
 @dataclass
-class ALIFArgs:
+class ALIFArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -39,24 +35,14 @@ class ALIFArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, mem, adapt, beta, threshold, rho, b, reset_mechanism, spike_grad,
                output_mem) -> ALIFArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem)
     return ALIFArgs(
         x=x,
-        mem=_checks.state(OP, "mem", mem, S),
-        adapt=_checks.state(OP, "adapt", adapt, S),
-        beta=_checks.param(OP, "beta", beta, S),
-        threshold=_checks.param(OP, "threshold", threshold, S),
-        rho=_checks.param(OP, "rho", rho, S),
-        b=_checks.param(OP, "b", b, S),
+        **_checks.states(OP, S, mem=mem, adapt=adapt),
+        **_checks.params(OP, S, beta=beta, threshold=threshold, rho=rho, b=b),
         reset=reset_mechanism,
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
@@ -101,6 +87,4 @@ def alif(x: mx.array, mem: mx.array | None = None, adapt: mx.array | None = None
     """
     a = check_args(x, mem, adapt, beta, threshold, rho, b, reset_mechanism, spike_grad,
                    output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.alif import run
-    return run(a)
+    return _family.run_reference(OP, backend, a)

@@ -12,17 +12,13 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "alpha"
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 
 
 @dataclass
-class AlphaArgs:
+class AlphaArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -36,24 +32,14 @@ class AlphaArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, syn_exc, syn_inh, mem, alpha, beta, threshold, reset_mechanism,
                spike_grad, output_mem) -> AlphaArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem)
     return AlphaArgs(
         x=x,
-        syn_exc=_checks.state(OP, "syn_exc", syn_exc, S),
-        syn_inh=_checks.state(OP, "syn_inh", syn_inh, S),
-        mem=_checks.state(OP, "mem", mem, S),
-        alpha=_checks.param(OP, "alpha", alpha, S),
-        beta=_checks.param(OP, "beta", beta, S),
-        threshold=_checks.param(OP, "threshold", threshold, S),
+        **_checks.states(OP, S, syn_exc=syn_exc, syn_inh=syn_inh, mem=mem),
+        **_checks.params(OP, S, alpha=alpha, beta=beta, threshold=threshold),
         reset=reset_mechanism,
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
@@ -99,6 +85,4 @@ def alpha(x: mx.array, syn_exc: mx.array | None = None, syn_inh: mx.array | None
     """
     a = check_args(x, syn_exc, syn_inh, mem, alpha, beta, threshold, reset_mechanism,
                    spike_grad, output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.alpha import run
-    return run(a)
+    return _family.run_reference(OP, backend, a)

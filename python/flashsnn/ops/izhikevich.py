@@ -15,12 +15,9 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "izhikevich"
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 # (a, b, c, d) from Izhikevich (2003), Fig. 2: regular spiking, intrinsically
 # bursting, chattering, fast spiking, low-threshold spiking, thalamo-cortical,
 # resonator.
@@ -38,7 +35,7 @@ V_REST = -65.0
 
 
 @dataclass
-class IzhikevichArgs:
+class IzhikevichArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -53,25 +50,16 @@ class IzhikevichArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, mem, u, a, b, c, d, threshold, time_step, spike_grad,
                output_mem) -> IzhikevichArgs:
     S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    _checks.choice(OP, "output_mem", output_mem, _family.OUTPUT_MEM)
     return IzhikevichArgs(
         x=x,
-        mem=_checks.state(OP, "mem", mem, S),
-        u=_checks.state(OP, "u", u, S),
-        a=_checks.param(OP, "a", a, S),
-        b=_checks.param(OP, "b", b, S),
-        c=_checks.param(OP, "c", c, S),
-        d=_checks.param(OP, "d", d, S),
-        threshold=_checks.param(OP, "threshold", threshold, S),
-        time_step=_checks.param(OP, "time_step", time_step, S),
+        **_checks.states(OP, S, mem=mem, u=u),
+        **_checks.params(OP, S, a=a, b=b, c=c, d=d, threshold=threshold,
+                         time_step=time_step),
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
     )
@@ -113,6 +101,4 @@ def izhikevich(x: mx.array, mem: mx.array | None = None, u: mx.array | None = No
     """
     args = check_args(x, mem, u, a, b, c, d, threshold, time_step, spike_grad,
                       output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.izhikevich import run
-    return run(args)
+    return _family.run_reference(OP, backend, args)

@@ -14,17 +14,13 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "lapicque"
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 
 
 @dataclass
-class LapicqueArgs:
+class LapicqueArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -37,23 +33,14 @@ class LapicqueArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, mem, R, C, time_step, threshold, reset_mechanism, spike_grad,
                output_mem) -> LapicqueArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem)
     return LapicqueArgs(
         x=x,
         mem=_checks.state(OP, "mem", mem, S),
-        R=_checks.param(OP, "R", R, S),
-        C=_checks.param(OP, "C", C, S),
-        time_step=_checks.param(OP, "time_step", time_step, S),
-        threshold=_checks.param(OP, "threshold", threshold, S),
+        **_checks.params(OP, S, R=R, C=C, time_step=time_step, threshold=threshold),
         reset=reset_mechanism,
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
@@ -93,6 +80,4 @@ def lapicque(x: mx.array, mem: mx.array | None = None, *, R, C, time_step=1.0,
     """
     a = check_args(x, mem, R, C, time_step, threshold, reset_mechanism, spike_grad,
                    output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.lapicque import run
-    return run(a)
+    return _family.run_reference(OP, backend, a)

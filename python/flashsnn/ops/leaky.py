@@ -10,18 +10,17 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import _backend, surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "leaky"
 RESETS = {"subtract": 0, "zero": 1, "none": 2}
 CONVENTIONS = ("snntorch", "same_step")
-OUTPUT_MEM = ("last", "all")
 # fs::Mode in src/step/common.h
 DELAYED, IMMEDIATE, SAME_STEP = 0, 1, 2
 
 
 @dataclass
-class LeakyArgs:
+class LeakyArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by the fused and reference paths."""
 
     x: mx.array
@@ -34,16 +33,10 @@ class LeakyArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, mem, beta, threshold, reset_mechanism, reset_delay, spike_grad,
                output_mem, convention, detach_reset) -> LeakyArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, tuple(RESETS))
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem, tuple(RESETS))
     _checks.choice(OP, "convention", convention, CONVENTIONS)
     if convention == "same_step":
         if not reset_delay:

@@ -15,13 +15,9 @@ from typing import Callable
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "rleaky"
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 
 
 def recurrent_arg(op: str, V, recurrent, S: tuple):
@@ -39,7 +35,7 @@ def recurrent_arg(op: str, V, recurrent, S: tuple):
 
 
 @dataclass
-class RLeakyArgs:
+class RLeakyArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -54,25 +50,17 @@ class RLeakyArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, spk, mem, beta, V, recurrent, threshold, reset_mechanism, reset_delay,
                spike_grad, output_mem) -> RLeakyArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem)
     V, recurrent = recurrent_arg(OP, V, recurrent, S)
     return RLeakyArgs(
         x=x,
-        spk=_checks.state(OP, "spk", spk, S),
-        mem=_checks.state(OP, "mem", mem, S),
-        beta=_checks.param(OP, "beta", beta, S),
+        **_checks.states(OP, S, spk=spk, mem=mem),
+        **_checks.params(OP, S, beta=beta, threshold=threshold),
         V=V,
         recurrent=recurrent,
-        threshold=_checks.param(OP, "threshold", threshold, S),
         reset=reset_mechanism,
         reset_delay=bool(reset_delay),
         spike_grad=_surrogate.resolve(spike_grad, OP),
@@ -122,6 +110,4 @@ def rleaky(x: mx.array, spk: mx.array | None = None, mem: mx.array | None = None
     """
     a = check_args(x, spk, mem, beta, V, recurrent, threshold, reset_mechanism,
                    reset_delay, spike_grad, output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.rleaky import run
-    return run(a)
+    return _family.run_reference(OP, backend, a)

@@ -14,18 +14,14 @@ from typing import Callable
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 from .rleaky import recurrent_arg
 
 OP = "rsynaptic"
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 
 
 @dataclass
-class RSynapticArgs:
+class RSynapticArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -42,27 +38,17 @@ class RSynapticArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, spk, syn, mem, alpha, beta, V, recurrent, threshold, reset_mechanism,
                reset_delay, spike_grad, output_mem) -> RSynapticArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem)
     V, recurrent = recurrent_arg(OP, V, recurrent, S)
     return RSynapticArgs(
         x=x,
-        spk=_checks.state(OP, "spk", spk, S),
-        syn=_checks.state(OP, "syn", syn, S),
-        mem=_checks.state(OP, "mem", mem, S),
-        alpha=_checks.param(OP, "alpha", alpha, S),
-        beta=_checks.param(OP, "beta", beta, S),
+        **_checks.states(OP, S, spk=spk, syn=syn, mem=mem),
+        **_checks.params(OP, S, alpha=alpha, beta=beta, threshold=threshold),
         V=V,
         recurrent=recurrent,
-        threshold=_checks.param(OP, "threshold", threshold, S),
         reset=reset_mechanism,
         reset_delay=bool(reset_delay),
         spike_grad=_surrogate.resolve(spike_grad, OP),
@@ -115,6 +101,4 @@ def rsynaptic(x: mx.array, spk: mx.array | None = None, syn: mx.array | None = N
     """
     a = check_args(x, spk, syn, mem, alpha, beta, V, recurrent, threshold,
                    reset_mechanism, reset_delay, spike_grad, output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.rsynaptic import run
-    return run(a)
+    return _family.run_reference(OP, backend, a)

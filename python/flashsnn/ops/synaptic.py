@@ -12,17 +12,13 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks
+from . import _checks, _family
 
 OP = "synaptic"
-RESETS = ("subtract", "zero", "none")
-OUTPUT_MEM = ("last", "all")
-NO_KERNEL = (f"no fused kernel exists for {OP} yet; backend='auto' or 'reference' runs "
-             "the pure-MLX reference")
 
 
 @dataclass
-class SynapticArgs:
+class SynapticArgs(_family.FamilyArgs):
     """Checked and normalized arguments, shared by every path of the op."""
 
     x: mx.array
@@ -36,23 +32,14 @@ class SynapticArgs:
     spike_grad: object        # Surrogate or callable
     mem_all: bool
 
-    @property
-    def S(self) -> tuple:
-        return tuple(self.x.shape[1:])
-
 
 def check_args(x, syn, mem, alpha, beta, threshold, reset_mechanism, reset_delay,
                spike_grad, output_mem) -> SynapticArgs:
-    S = _checks.input_sequence(OP, x)
-    _checks.choice(OP, "reset_mechanism", reset_mechanism, RESETS)
-    _checks.choice(OP, "output_mem", output_mem, OUTPUT_MEM)
+    S = _family.check_sequence(OP, x, reset_mechanism, output_mem)
     return SynapticArgs(
         x=x,
-        syn=_checks.state(OP, "syn", syn, S),
-        mem=_checks.state(OP, "mem", mem, S),
-        alpha=_checks.param(OP, "alpha", alpha, S),
-        beta=_checks.param(OP, "beta", beta, S),
-        threshold=_checks.param(OP, "threshold", threshold, S),
+        **_checks.states(OP, S, syn=syn, mem=mem),
+        **_checks.params(OP, S, alpha=alpha, beta=beta, threshold=threshold),
         reset=reset_mechanism,
         reset_delay=bool(reset_delay),
         spike_grad=_surrogate.resolve(spike_grad, OP),
@@ -97,6 +84,4 @@ def synaptic(x: mx.array, syn: mx.array | None = None, mem: mx.array | None = No
     """
     a = check_args(x, syn, mem, alpha, beta, threshold, reset_mechanism, reset_delay,
                    spike_grad, output_mem)
-    _checks.use_fused(OP, backend, NO_KERNEL)  # raises for backend="fused"
-    from ..reference.synaptic import run
-    return run(a)
+    return _family.run_reference(OP, backend, a)

@@ -17,23 +17,16 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.alif import ALIFArgs, check_args
-
-
-def _clamp01(p: mx.array) -> mx.array:
-    # torch.clamp's gradient: passes on [0, 1] inclusive, zero outside.
-    return mx.where(p < 0, 0.0, mx.where(p > 1, 1.0, p))
+from ._common import Steps, clamp01, zeros_if_none
 
 
 def run(a: ALIFArgs) -> tuple[mx.array, mx.array, mx.array]:
-    dtype, T = a.x.dtype, a.x.shape[0]
     x = a.x.astype(mx.float32)
-    beta, rho, th, b = _clamp01(a.beta), _clamp01(a.rho), a.threshold, a.b
+    beta, rho, th, b = clamp01(a.beta), clamp01(a.rho), a.threshold, a.b
     fire = _surrogate.fire
-    zeros = mx.zeros(a.S, dtype=mx.float32)
-    mem = a.mem if a.mem is not None else zeros
-    adapt = a.adapt if a.adapt is not None else zeros
-    spks, mems, adapts = [], [], []
-    for t in range(T):
+    mem, adapt = zeros_if_none(a.S, a.mem, a.adapt)
+    steps = Steps(a)
+    for t in range(x.shape[0]):
         prev = fire(a.spike_grad, mem - th - b * adapt)
         r = mx.stop_gradient(prev)
         adapt = rho * adapt + prev
@@ -43,19 +36,8 @@ def run(a: ALIFArgs) -> tuple[mx.array, mx.array, mx.array]:
             mem = beta * ((1.0 - r) * mem) + x[t]
         else:
             mem = beta * mem + x[t]
-        spks.append(fire(a.spike_grad, mem - th - b * adapt))
-        if a.mem_all:
-            mems.append(mem)
-            adapts.append(adapt)
-    if T == 0:
-        empty = mx.zeros(a.x.shape, dtype=dtype)
-        if a.mem_all:
-            return empty, empty, empty
-        return empty, mem.astype(dtype), adapt.astype(dtype)
-    spk = mx.stack(spks).astype(dtype)
-    if a.mem_all:
-        return spk, mx.stack(mems).astype(dtype), mx.stack(adapts).astype(dtype)
-    return spk, mem.astype(dtype), adapt.astype(dtype)
+        steps.add(fire(a.spike_grad, mem - th - b * adapt), mem, adapt)
+    return steps.outputs(mem, adapt)
 
 
 def alif(x: mx.array, mem: mx.array | None = None, adapt: mx.array | None = None, *,

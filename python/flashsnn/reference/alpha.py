@@ -18,26 +18,18 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.alpha import AlphaArgs, check_args
-
-
-def _clamp01(p: mx.array) -> mx.array:
-    # torch.clamp's gradient: passes on [0, 1] inclusive, zero outside.
-    return mx.where(p < 0, 0.0, mx.where(p > 1, 1.0, p))
+from ._common import Steps, clamp01, zeros_if_none
 
 
 def run(a: AlphaArgs) -> tuple[mx.array, mx.array, mx.array, mx.array]:
-    dtype, T = a.x.dtype, a.x.shape[0]
     x = a.x.astype(mx.float32)
-    alpha, beta, th = _clamp01(a.alpha), _clamp01(a.beta), a.threshold
+    alpha, beta, th = clamp01(a.alpha), clamp01(a.beta), a.threshold
     log_a = mx.log(alpha)
     tau = log_a / (mx.log(beta) - log_a) + 1
     fire = _surrogate.fire
-    zeros = mx.zeros(a.S, dtype=mx.float32)
-    exc = a.syn_exc if a.syn_exc is not None else zeros
-    inh = a.syn_inh if a.syn_inh is not None else zeros
-    mem = a.mem if a.mem is not None else zeros
-    spks, excs, inhs, mems = [], [], [], []
-    for t in range(T):
+    exc, inh, mem = zeros_if_none(a.S, a.syn_exc, a.syn_inh, a.mem)
+    steps = Steps(a)
+    for t in range(x.shape[0]):
         r = mx.stop_gradient(fire(a.spike_grad, mem - th))
         inh_prev = inh
         exc = alpha * exc + x[t]
@@ -51,22 +43,8 @@ def run(a: AlphaArgs) -> tuple[mx.array, mx.array, mx.array, mx.array]:
             exc = exc - exc * r
             inh = inh - inh * r
             mem = mem - mem * r
-        s = fire(a.spike_grad, mem - th)
-        spks.append(s)
-        if a.mem_all:
-            excs.append(exc)
-            inhs.append(inh)
-            mems.append(mem)
-    if T == 0:
-        empty = mx.zeros(a.x.shape, dtype=dtype)
-        if a.mem_all:
-            return empty, empty, empty, empty
-        return empty, exc.astype(dtype), inh.astype(dtype), mem.astype(dtype)
-    spk = mx.stack(spks).astype(dtype)
-    if a.mem_all:
-        return (spk, mx.stack(excs).astype(dtype), mx.stack(inhs).astype(dtype),
-                mx.stack(mems).astype(dtype))
-    return spk, exc.astype(dtype), inh.astype(dtype), mem.astype(dtype)
+        steps.add(fire(a.spike_grad, mem - th), exc, inh, mem)
+    return steps.outputs(exc, inh, mem)
 
 
 def alpha(x: mx.array, syn_exc: mx.array | None = None, syn_inh: mx.array | None = None,

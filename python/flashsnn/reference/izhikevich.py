@@ -17,37 +17,26 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.izhikevich import V_REST, IzhikevichArgs, check_args
+from ._common import Steps
 
 
 def run(args: IzhikevichArgs) -> tuple[mx.array, mx.array, mx.array]:
-    dtype, T = args.x.dtype, args.x.shape[0]
     x = args.x.astype(mx.float32)
     a, b, c, d, th, dt = args.a, args.b, args.c, args.d, args.threshold, args.time_step
     half = dt * 0.5
     fire = _surrogate.fire
     v = args.mem if args.mem is not None else mx.full(args.S, V_REST, dtype=mx.float32)
     u = args.u if args.u is not None else mx.broadcast_to(b * v, args.S)
-    spks, vs, us = [], [], []
-    for t in range(T):
+    steps = Steps(args)
+    for t in range(x.shape[0]):
         r = mx.stop_gradient(fire(args.spike_grad, v - th, True))
         v = mx.where(r > 0, c, v)
         u = u + r * d
         v = v + half * (0.04 * v * v + 5.0 * v + 140.0 - u + x[t])
         v = v + half * (0.04 * v * v + 5.0 * v + 140.0 - u + x[t])
         u = u + dt * a * (b * v - u)
-        spks.append(fire(args.spike_grad, v - th, True))
-        if args.mem_all:
-            vs.append(v)
-            us.append(u)
-    if T == 0:
-        empty = mx.zeros(args.x.shape, dtype=dtype)
-        if args.mem_all:
-            return empty, empty, empty
-        return empty, v.astype(dtype), u.astype(dtype)
-    spk = mx.stack(spks).astype(dtype)
-    if args.mem_all:
-        return spk, mx.stack(vs).astype(dtype), mx.stack(us).astype(dtype)
-    return spk, v.astype(dtype), u.astype(dtype)
+        steps.add(fire(args.spike_grad, v - th, True), v, u)
+    return steps.outputs(v, u)
 
 
 def izhikevich(x: mx.array, mem: mx.array | None = None, u: mx.array | None = None, *,

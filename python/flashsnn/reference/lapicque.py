@@ -16,35 +16,24 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.lapicque import LapicqueArgs, check_args
+from ._common import Steps, reset, zeros_if_none
 
 
 def run(a: LapicqueArgs) -> tuple[mx.array, mx.array]:
-    dtype, T = a.x.dtype, a.x.shape[0]
     x = a.x.astype(mx.float32)
     R, C, dt, th = a.R, a.C, a.time_step, a.threshold
     fire = _surrogate.fire
     # snnTorch's grouping: x*R*(1/(R*C))*dt + (1 - dt/(R*C))*U
     gain = 1 / (R * C)
     keep = 1 - dt / (R * C)
-    mem = a.mem if a.mem is not None else mx.zeros(a.S, dtype=mx.float32)
-    spks, mems = [], []
-    for t in range(T):
+    (mem,) = zeros_if_none(a.S, a.mem)
+    steps = Steps(a)
+    for t in range(x.shape[0]):
         r = mx.stop_gradient(fire(a.spike_grad, mem - th))
         base = x[t] * R * gain * dt + keep * mem
-        if a.reset == "subtract":
-            mem = base - r * th
-        elif a.reset == "zero":
-            mem = base - r * base
-        else:
-            mem = base
-        spks.append(fire(a.spike_grad, mem - th))
-        if a.mem_all:
-            mems.append(mem)
-    if T == 0:
-        empty = mx.zeros(a.x.shape, dtype=dtype)
-        return empty, (empty if a.mem_all else mem.astype(dtype))
-    spk = mx.stack(spks).astype(dtype)
-    return spk, (mx.stack(mems) if a.mem_all else mem).astype(dtype)
+        mem = reset(base, r, th, a.reset)
+        steps.add(fire(a.spike_grad, mem - th), mem)
+    return steps.outputs(mem)
 
 
 def lapicque(x: mx.array, mem: mx.array | None = None, *, R, C, time_step=1.0,

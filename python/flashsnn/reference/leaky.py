@@ -17,23 +17,18 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.leaky import DELAYED, SAME_STEP, LeakyArgs, check_args
-
-
-def _fire(spike_grad, v: mx.array, inclusive: bool) -> mx.array:
-    if isinstance(spike_grad, _surrogate.Surrogate):
-        return spike_grad.spike(v, inclusive=inclusive)
-    return spike_grad(v)  # a user callable decides its own firing rule
+from ..surrogate import fire as _fire  # a user callable decides its own firing rule
+from ._common import Steps
 
 
 def run(a: LeakyArgs) -> tuple[mx.array, mx.array]:
-    dtype = a.x.dtype
     x = a.x.astype(mx.float32)
     th = a.threshold
     beta = a.beta
     b = mx.where(beta < 0, 0.0, mx.where(beta > 1, 1.0, beta))  # clamp; grad passes on [0, 1]
     u = a.mem if a.mem is not None else mx.zeros(a.S, dtype=mx.float32)
     same_step = a.mode == SAME_STEP
-    spks, mems = [], []
+    steps = Steps(a)
     for t in range(x.shape[0]):
         if same_step:
             r = None
@@ -54,16 +49,8 @@ def run(a: LeakyArgs) -> tuple[mx.array, mx.array]:
             if a.detach:
                 d = mx.stop_gradient(d)
             u = h - d * th if a.reset == "subtract" else h - d * h
-        spks.append(s)
-        if a.mem_all:
-            mems.append(u)
-    if x.shape[0] == 0:
-        spk = mx.zeros(a.x.shape, dtype=dtype)
-        mem = mx.zeros(a.x.shape, dtype=dtype) if a.mem_all else u.astype(dtype)
-        return spk, mem
-    spk = mx.stack(spks).astype(dtype)
-    mem = mx.stack(mems) if a.mem_all else u
-    return spk, mem.astype(dtype)
+        steps.add(s, u)
+    return steps.outputs(u)
 
 
 def leaky(x: mx.array, mem: mx.array | None = None, *, beta, threshold=1.0,

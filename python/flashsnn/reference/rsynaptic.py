@@ -17,51 +17,25 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.rsynaptic import RSynapticArgs, check_args
-
-
-def _clamp01(p: mx.array) -> mx.array:
-    # torch.clamp's gradient: passes on [0, 1] inclusive, zero outside.
-    return mx.where(p < 0, 0.0, mx.where(p > 1, 1.0, p))
+from ._common import Steps, clamp01, reset, reset_same_step, zeros_if_none
 
 
 def run(a: RSynapticArgs) -> tuple[mx.array, mx.array, mx.array]:
-    dtype, T = a.x.dtype, a.x.shape[0]
     x = a.x.astype(mx.float32)
-    alpha, beta, th = _clamp01(a.alpha), _clamp01(a.beta), a.threshold
+    alpha, beta, th = clamp01(a.alpha), clamp01(a.beta), a.threshold
     fire = _surrogate.fire
     feedback = a.recurrent if a.recurrent is not None else (lambda s: s * a.V)
-    zeros = mx.zeros(a.S, dtype=mx.float32)
-    spk = a.spk if a.spk is not None else zeros
-    syn = a.syn if a.syn is not None else zeros
-    mem = a.mem if a.mem is not None else zeros
-    spks, syns, mems = [], [], []
-    for t in range(T):
+    spk, syn, mem = zeros_if_none(a.S, a.spk, a.syn, a.mem)
+    steps = Steps(a)
+    for t in range(x.shape[0]):
         r = mx.stop_gradient(fire(a.spike_grad, mem - th))
         syn = alpha * syn + x[t] + feedback(spk).astype(mx.float32)
-        mem = beta * mem + syn
-        if a.reset == "subtract":
-            mem = mem - r * th
-        elif a.reset == "zero":
-            mem = mem - mem * r
+        mem = reset(beta * mem + syn, r, th, a.reset)
         spk = fire(a.spike_grad, mem - th)
         if not a.reset_delay:
-            if a.reset == "subtract":
-                mem = mem - (spk - r) * th
-            elif a.reset == "zero":
-                mem = mem - (spk - r) * mem
-        spks.append(spk)
-        if a.mem_all:
-            syns.append(syn)
-            mems.append(mem)
-    if T == 0:
-        empty = mx.zeros(a.x.shape, dtype=dtype)
-        if a.mem_all:
-            return empty, empty, empty
-        return empty, syn.astype(dtype), mem.astype(dtype)
-    out = mx.stack(spks).astype(dtype)
-    if a.mem_all:
-        return out, mx.stack(syns).astype(dtype), mx.stack(mems).astype(dtype)
-    return out, syn.astype(dtype), mem.astype(dtype)
+            mem = reset_same_step(mem, spk, r, th, a.reset)
+        steps.add(spk, syn, mem)
+    return steps.outputs(syn, mem)
 
 
 def rsynaptic(x: mx.array, spk: mx.array | None = None, syn: mx.array | None = None,

@@ -17,49 +17,24 @@ import mlx.core as mx
 
 from .. import surrogate as _surrogate
 from ..ops.synaptic import SynapticArgs, check_args
-
-
-def _clamp01(p: mx.array) -> mx.array:
-    # torch.clamp's gradient: passes on [0, 1] inclusive, zero outside.
-    return mx.where(p < 0, 0.0, mx.where(p > 1, 1.0, p))
+from ._common import Steps, clamp01, reset, reset_same_step, zeros_if_none
 
 
 def run(a: SynapticArgs) -> tuple[mx.array, mx.array, mx.array]:
-    dtype, T = a.x.dtype, a.x.shape[0]
     x = a.x.astype(mx.float32)
-    alpha, beta, th = _clamp01(a.alpha), _clamp01(a.beta), a.threshold
+    alpha, beta, th = clamp01(a.alpha), clamp01(a.beta), a.threshold
     fire = _surrogate.fire
-    zeros = mx.zeros(a.S, dtype=mx.float32)
-    syn = a.syn if a.syn is not None else zeros
-    mem = a.mem if a.mem is not None else zeros
-    spks, syns, mems = [], [], []
-    for t in range(T):
+    syn, mem = zeros_if_none(a.S, a.syn, a.mem)
+    steps = Steps(a)
+    for t in range(x.shape[0]):
         r = mx.stop_gradient(fire(a.spike_grad, mem - th))
         syn = alpha * syn + x[t]
-        mem = beta * mem + syn
-        if a.reset == "subtract":
-            mem = mem - r * th
-        elif a.reset == "zero":
-            mem = mem - mem * r
+        mem = reset(beta * mem + syn, r, th, a.reset)
         s = fire(a.spike_grad, mem - th)
         if not a.reset_delay:
-            if a.reset == "subtract":
-                mem = mem - (s - r) * th
-            elif a.reset == "zero":
-                mem = mem - (s - r) * mem
-        spks.append(s)
-        if a.mem_all:
-            syns.append(syn)
-            mems.append(mem)
-    if T == 0:
-        empty = mx.zeros(a.x.shape, dtype=dtype)
-        if a.mem_all:
-            return empty, empty, empty
-        return empty, syn.astype(dtype), mem.astype(dtype)
-    spk = mx.stack(spks).astype(dtype)
-    if a.mem_all:
-        return spk, mx.stack(syns).astype(dtype), mx.stack(mems).astype(dtype)
-    return spk, syn.astype(dtype), mem.astype(dtype)
+            mem = reset_same_step(mem, s, r, th, a.reset)
+        steps.add(s, syn, mem)
+    return steps.outputs(syn, mem)
 
 
 def synaptic(x: mx.array, syn: mx.array | None = None, mem: mx.array | None = None, *,
