@@ -5,8 +5,6 @@
 // declare the dependencies, add_kernel_node_raw adds the launch, and MLX
 // commits the graph itself. Outputs come from mx::allocator::malloc (MLX's
 // stream-ordered allocator is not exported from libmlx.so).
-#include <cstdlib>
-
 #include "mlx/allocator.h"
 #include "mlx/backend/cuda/device.h"
 
@@ -52,16 +50,6 @@ void set_dims(P& p, const LeakyDims& d) {
   p.P_th = d.P_th;
 }
 
-// FLASHSNN_CUDA_PREFETCH=0 turns the kernels' L2 prefetch of the next batch
-// of steps off (for measuring it; on by default).
-int prefetch_enabled() {
-  static const int on = [] {
-    const char* v = std::getenv("FLASHSNN_CUDA_PREFETCH");
-    return (v && v[0] == '0') ? 0 : 1;
-  }();
-  return on;
-}
-
 template <typename P>
 void launch(mx::cu::CommandEncoder& enc, const cuda::Launch& l, P& params) {
   void* args[] = {&params};
@@ -85,7 +73,6 @@ void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
   p.u = opts_.saves_u() ? mx::gpu_ptr<float>(outputs[3]) : nullptr;
   set_dims(p, leaky_dims(x, inputs[1], inputs[2], inputs[3]));
   p.mem_all = opts_.mem_all;
-  p.prefetch = prefetch_enabled();
 
   cuda::Launch l{};
   if (const char* err = cuda::leaky_forward_launch(p, kernel_dtype(x.dtype()), opts_.reset,
@@ -117,7 +104,6 @@ void LeakyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   p.mem_all = opts_.mem_all;
   p.detach = opts_.detach;
   p.g = opts_.surrogate;
-  p.prefetch = prefetch_enabled();
 
   cuda::Launch l{};
   if (const char* err = cuda::leaky_backward_launch(p, kernel_dtype(dspk.dtype()), opts_.reset,

@@ -274,18 +274,6 @@ FS_FN void forward_steps(const LeakyFwdParams& p, int64_t i, int64_t t0, float (
   }
 }
 
-// Ask for a row segment to be brought into L2 (no registers, no wait). Each
-// thread's loop is serial in t, so while it computes one batch of steps its
-// loads for the next would otherwise not start until the batch is done.
-template <typename T>
-FS_FN void prefetch_l2(const T* p) {
-#if defined(__CUDA_ARCH__)
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-#else
-  (void)p;
-#endif
-}
-
 template <typename T, int RESET, int MODE, int V>
 FS_FN void leaky_forward_thread(const LeakyFwdParams& p, int64_t tid) {
   constexpr int U = fwd_unroll(V);
@@ -299,15 +287,7 @@ FS_FN void leaky_forward_thread(const LeakyFwdParams& p, int64_t tid) {
   for (int k = 0; k < V; ++k) b[k] = fs::clamp_unit(b[k]);
 
   int64_t t = 0;
-  for (; t + U <= p.T; t += U) {
-    if (p.prefetch) {
-      FS_UNROLL
-      for (int j = 0; j < U; ++j) {
-        if (t + U + j < p.T) prefetch_l2(static_cast<const T*>(p.x) + (t + U + j) * p.N + i);
-      }
-    }
-    forward_steps<T, RESET, MODE, V, U>(p, i, t, u, b, th);
-  }
+  for (; t + U <= p.T; t += U) forward_steps<T, RESET, MODE, V, U>(p, i, t, u, b, th);
   // The rest in batches of 4, then 1 (T = 25 with U = 32 still loads ahead).
   for (; t + 4 <= p.T; t += 4) forward_steps<T, RESET, MODE, V, 4>(p, i, t, u, b, th);
   for (; t < p.T; ++t) forward_steps<T, RESET, MODE, V, 1>(p, i, t, u, b, th);
@@ -430,18 +410,7 @@ FS_FN void leaky_backward_thread(const LeakyBwdParams& p, int64_t tid) {
 
   // Batches of U, then 4, then 1, each kept above step 0 but the last.
   int64_t t = p.T - 1;
-  for (; t - U >= 0; t -= U) {
-    if (p.prefetch) {  // the batch below this one: steps t-U .. t-2U+1
-      FS_UNROLL
-      for (int j = 1; j <= U; ++j) {
-        if (t - U - j >= 0) {
-          prefetch_l2(p.h + (t - U - j) * p.N + i);
-          prefetch_l2(static_cast<const T*>(p.dspk) + (t - U + 1 - j) * p.N + i);
-        }
-      }
-    }
-    backward_steps<T, RESET, MODE, V, U>(p, i, t, st);
-  }
+  for (; t - U >= 0; t -= U) backward_steps<T, RESET, MODE, V, U>(p, i, t, st);
   for (; t - 4 >= 0; t -= 4) backward_steps<T, RESET, MODE, V, 4>(p, i, t, st);
   for (; t >= 0; --t) backward_steps<T, RESET, MODE, V, 1>(p, i, t, st);
 

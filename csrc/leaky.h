@@ -29,7 +29,6 @@ struct LeakyFwdParams {
   float* u;          // [T, N] carried membrane, or null (kImmediate saves it)
   int64_t T, N, P_mem, P_beta, P_th;
   int mem_all;
-  int prefetch;      // 1: prefetch the next batch of steps into L2 while computing this one
 };
 
 struct LeakyBwdParams {
@@ -48,7 +47,6 @@ struct LeakyBwdParams {
   int mem_all;
   int detach;
   fs::Surrogate g;
-  int prefetch;       // as in LeakyFwdParams
 };
 
 // A kernel ready to launch: the function in the current context of the

@@ -44,8 +44,7 @@ SHAPES = {1: (1, 1), 31: (1, 31), 33: (3, 11), 500: (5, 100), 512: (4, 128)}
 
 class FwdParams(ctypes.Structure):
     _fields_ = [(n, c_void_p) for n in ("x", "mem", "beta", "th", "spk", "mem_out", "h", "u")] + \
-        [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th")] + \
-        [("mem_all", c_int), ("prefetch", c_int)]
+        [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th")] + [("mem_all", c_int)]
 
 
 class Surrogate(ctypes.Structure):
@@ -56,7 +55,7 @@ class BwdParams(ctypes.Structure):
     _fields_ = [(n, c_void_p) for n in ("h", "u", "mem", "beta", "th", "dspk", "dmem", "dx",
                                         "dmem0", "dbeta", "dth")] + \
         [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th")] + \
-        [("mem_all", c_int), ("detach", c_int), ("g", Surrogate), ("prefetch", c_int)]
+        [("mem_all", c_int), ("detach", c_int), ("g", Surrogate)]
 
 
 @pytest.fixture(scope="module")
