@@ -2,20 +2,43 @@
 //
 // Neurons are split across threads; each thread walks blocks of kBlock
 // neurons through all T steps, so a block's state stays in cache while x,
-// spikes and h stream through once. Each step of a block is a loop with no
-// branches (outputs nobody wants go to scratch rows; the surrogate's switch
-// is hoisted into its own loop), which GCC vectorizes, and target_clones
-// builds an AVX2 copy beside the baseline one. Blocks of 2048 neurons (8 KB a
-// row) beat 256 (1 KB rows, ~2x slower) at T=100 B=32 N=1024 on a 2-core
-// EPYC; larger blocks and software prefetching made no difference there.
+// spikes and h stream through once. A step of a block is computed in chunks
+// of kChunk neurons into small buffers (L1-resident) by loops with no
+// branches (the surrogate's switch is hoisted into its own loop), which GCC
+// vectorizes; target_clones builds an AVX2 copy beside the baseline one.
+// The chunk buffers are then copied to the outputs that were asked for.
 //
-// These layers are DRAM-bound: forward+backward at T=100 B=32 N=1024 moves
-// about 117 MB (x, spikes and h written with their read-for-ownership, then
-// h, the spike cotangent and dx), ~5.8 ms at the ~20 GB/s two threads
-// reached in a streaming microbenchmark. Streaming (non-temporal) stores,
-// which would skip the read-for-ownership, measured slower on that machine
-// (12 vs 17 GB/s for a read+write stream), so the kernels use plain stores.
+// These layers move far more bytes than they compute on, in rows of a block
+// (32 KB) at the stride of a time step. What made forward+backward at T=100
+// B=32 N=1024 (13 MB per [T, N] float32 array) faster on a 2-core EPYC
+// (Zen 4, 1 MB L2 per core, 32 MB L3), each A/B measured in one interleaved
+// run (median over 8 processes, median of 15 calls each; this VM's timings
+// drift by 20% between minutes, so only same-run pairs are compared):
+//  - streaming (non-temporal) stores for outputs too large to stay in cache:
+//    no read-for-ownership per line written. 7.0 -> 5.6 ms (forward alone
+//    1.9 -> 1.5 ms). Outputs under kStreamBytes keep plain stores, so the
+//    next op reads them from cache (at T=25 B=128 N=256 both measured the
+//    same);
+//  - prefetching the next step's row chunk into L2: 5.4 -> 4.3 ms; the
+//    loops had been stalling on the first lines of every row (perf: most
+//    samples on the load of x, of h and of the spike cotangent);
+//  - blocks of 8192 neurons instead of 2048: 4.1 -> 3.7 ms (longer runs of
+//    contiguous lines per row; the backward's block state, 7 floats per
+//    neuron, still fits L2). 16384 measured the same as 8192;
+//  - no beta/threshold accumulation in the backward when their gradients
+//    are not wanted (LeakyOptions::param_grads): 0.43 instead of 0.83 ns per
+//    element and thread with the data in cache.
+// Not kept: an AVX-512 clone (no change), prefetching into L1 (half the gain
+// of L2), two steps of prefetch distance instead of one (no change).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -31,7 +54,22 @@ namespace flashsnn {
 
 namespace {
 
-constexpr int64_t kBlock = 2048;
+constexpr int64_t kBlock = 8192;
+constexpr int64_t kChunk = 512;  // 2 KB per float buffer: ~12 KB of L1 in all
+// A [T, N] output of at least this many bytes is written with streaming
+// stores. 8 MB: below it (T=25 B=128 N=256 is 3.3 MB per array) the whole
+// layer fits the 32 MB L3 and plain stores leave the result in cache.
+constexpr size_t kStreamBytes = size_t(8) << 20;
+
+// FLASHSNN_CPU_STREAM=0|1 forces plain or streaming stores (for benchmarks);
+// unset or "auto" decides by size. Read at every launch (microseconds
+// against a kernel of milliseconds), so a benchmark can switch it.
+bool use_streaming_stores(size_t bytes) {
+  const char* v = std::getenv("FLASHSNN_CPU_STREAM");
+  if (v == nullptr || std::string(v) == "auto") return bytes >= kStreamBytes;
+  if (std::string(v) == "0" || std::string(v) == "1") return v[0] == '1';
+  fail("leaky", std::string("FLASHSNN_CPU_STREAM must be 0, 1 or auto; got '") + v + "'");
+}
 
 // An AVX2 copy of each range loop beside the baseline one, picked at load
 // time (x86-64 only; other targets build the one version).
@@ -55,10 +93,65 @@ inline void store_row(const float* __restrict src, T* __restrict dst, int64_t n)
   for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<T>(src[k]);
 }
 
-// Parameters of neurons j0 .. j0+n-1 (p[i % P]).
+// Copies a chunk buffer to its output row; `stream`: the whole 64-byte lines
+// of the destination with non-temporal stores (SSE2, so every x86-64 clone
+// has them), the partial lines at either end with plain ones. Only whole
+// lines: MLX's buffers start 8 bytes past a 16-byte boundary, and a line
+// written partly by streaming stores goes out as a partial write that cost
+// more than the read-for-ownership it saves (the forward took 3.4 instead
+// of 1.8 ms when chunks streamed from 16-byte boundaries).
+template <typename T>
+FS_ROW void put_row(T* __restrict dst, const T* __restrict src, int64_t n, bool stream) {
+  const size_t bytes = size_t(n) * sizeof(T);
+#if defined(__SSE2__)
+  if (stream) {
+    auto* d = reinterpret_cast<char*>(dst);
+    auto* s = reinterpret_cast<const char*>(src);
+    const size_t head = std::min(bytes, (64 - reinterpret_cast<uintptr_t>(d) % 64) % 64);
+    const size_t end = head + (bytes - head) / 64 * 64;
+    std::memcpy(d, s, head);
+    for (size_t k = head; k < end; k += 16) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + k),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k)));
+    }
+    std::memcpy(d + end, s + end, bytes - end);
+    return;
+  }
+#endif
+  std::memcpy(dst, src, bytes);
+}
+
+// Streaming stores are weakly ordered: fence them before the thread reports
+// its range done.
+inline void fence_streams(bool stream) {
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();
+#endif
+}
+
+// Asks for the lines of a row that the next step will read.
+// Asks for the lines of a row chunk that the next step will read, into L2
+// (locality 1: prefetcht2 on x86). One step ahead is a whole block's row
+// (32 KB) of lead time. Into L1 instead (locality 3) gained half as much:
+// the burst of requests crowds out the demand loads of the current chunk.
+FS_ROW void prefetch_row(const void* p, size_t bytes) {
+  auto* c = static_cast<const char*>(p);
+  for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(c + k, 0, 1);
+}
+
+// Parameters of neurons j0 .. j0+n-1 (p[i % P]), copied in runs: one
+// integer division per block, not one per neuron.
 inline void load_suffix(const float* p, int64_t P, int64_t j0, float* __restrict dst,
                         int64_t n) {
-  for (int64_t k = 0; k < n; ++k) dst[k] = p[(j0 + k) % P];
+  if (P == 1) {
+    std::fill(dst, dst + n, p[0]);
+    return;
+  }
+  for (int64_t k = 0, i = j0 % P; k < n; i = 0) {
+    const int64_t run = std::min(P - i, n - k);
+    std::memcpy(dst + k, p + i, size_t(run) * sizeof(float));
+    k += run;
+  }
 }
 
 template <typename T>
@@ -73,34 +166,45 @@ struct FwdArgs {
   float* u;  // null unless kImmediate and saved
   LeakyDims d;
   bool mem_all;
+  bool stream;
 };
 
-// One step for n neurons. Outputs that the caller does not want go to
-// scratch rows, so the loop has no branches and vectorizes.
-template <typename T, int RESET, int MODE>
+// One step for n <= kChunk neurons: spikes (and h, if SAVE) into chunk
+// buffers; u, the block's membrane state, is updated in place and is itself
+// the carried membrane that mem and u outputs copy.
+template <typename T, int RESET, int MODE, bool SAVE>
 FS_ROW void forward_row(const T* __restrict x, const float* __restrict b,
                         const float* __restrict th, float* __restrict u, T* __restrict spk,
-                        float* __restrict h, float* __restrict u_out, T* __restrict mem_out,
-                        int64_t n) {
+                        float* __restrict h, int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     auto r = fs::leaky_forward<RESET, MODE>(u[k], static_cast<float>(x[k]), b[k], th[k]);
     spk[k] = static_cast<T>(r.s);
-    h[k] = r.h;
-    u_out[k] = r.u;
-    mem_out[k] = static_cast<T>(r.u);
+    if (SAVE) h[k] = r.h;
     u[k] = r.u;
   }
 }
 
-template <typename T, int RESET, int MODE>
+// A float row as T: the row itself when T is float, else converted into buf.
+template <typename T>
+FS_ROW const T* as_row(const float* __restrict src, T* __restrict buf, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    return src;
+  } else {
+    store_row(src, buf, n);
+    return buf;
+  }
+}
+
+// SAVE: write h (and u for kImmediate) for the backward. A template flag, not
+// a branch: one L1 store fewer per element when nothing is differentiated.
+template <typename T, int RESET, int MODE, bool SAVE>
 FS_CPU_CLONES void forward_range(
     const FwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
-  std::vector<float> buf(5 * kBlock);
-  std::vector<T> tbuf(kBlock);
-  float *ub = buf.data(), *bb = ub + kBlock, *tb = bb + kBlock, *hs = tb + kBlock,
-        *us = hs + kBlock;
-  T* ms = tbuf.data();
+  std::vector<float> buf(3 * kBlock + kChunk);
+  float *ub = buf.data(), *bb = ub + kBlock, *tb = bb + kBlock, *hc = tb + kBlock;
+  std::vector<T> tbuf(2 * kChunk);
+  T *sc = tbuf.data(), *mc = sc + kChunk;
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     load_suffix(a.mem, a.d.P_mem, j0, ub, n);
@@ -108,12 +212,20 @@ FS_CPU_CLONES void forward_range(
     load_suffix(a.th, a.d.P_th, j0, tb, n);
     for (int64_t k = 0; k < n; ++k) bb[k] = fs::clamp_unit(bb[k]);
     for (int64_t t = 0; t < a.d.T; ++t) {
-      const int64_t o = t * N + j0;
-      forward_row<T, RESET, MODE>(a.x + o, bb, tb, ub, a.spk + o, a.h ? a.h + o : hs,
-                                  a.u ? a.u + o : us, a.mem_all ? a.mem_out + o : ms, n);
+      for (int64_t c = 0; c < n; c += kChunk) {
+        const int64_t m = std::min(kChunk, n - c);
+        const int64_t o = t * N + j0 + c;
+        if (t + 1 < a.d.T) prefetch_row(a.x + o + N, m * sizeof(T));
+        forward_row<T, RESET, MODE, SAVE>(a.x + o, bb + c, tb + c, ub + c, sc, hc, m);
+        put_row(a.spk + o, sc, m, a.stream);
+        if (SAVE) put_row(a.h + o, hc, m, a.stream);
+        if (SAVE && a.u) put_row(a.u + o, ub + c, m, a.stream);
+        if (a.mem_all) put_row(a.mem_out + o, as_row(ub + c, mc, m), m, a.stream);
+      }
     }
     if (!a.mem_all) store_row(ub, a.mem_out + j0, n);
   }
+  fence_streams(a.stream);
 }
 
 template <typename T>
@@ -133,6 +245,7 @@ struct BwdArgs {
   bool mem_all;
   fs::Surrogate g;
   bool detach;
+  bool stream;
 };
 
 // sg[k] = leaky_slope(h[k]); the surrogate id is a template argument here so
@@ -157,10 +270,12 @@ FS_ROW void slope_row(fs::Surrogate g, const float* h, const float* th, float* s
   }
 }
 
-// One reverse step for n neurons. prev is the membrane carried into the step
-// (CARRIED: recompute it from the previous step's h instead); dm is the
-// membrane cotangent at this step (a zero row when only the last counts).
-template <typename T, int RESET, int MODE, bool CARRIED>
+// One reverse step for n <= kChunk neurons. prev is the membrane carried into
+// the step (CARRIED: recompute it from the previous step's h instead); dm is
+// the membrane cotangent at this step (a zero row when only the last counts).
+// PARAMS: accumulate beta's and threshold's gradients (the compiler drops
+// their arithmetic, and the carried membrane where only they use it, without).
+template <typename T, int RESET, int MODE, bool CARRIED, bool PARAMS>
 FS_ROW void backward_row(const float* __restrict h, const float* __restrict prev,
                          const T* __restrict ds, const T* __restrict dm,
                          const float* __restrict b, const float* __restrict th,
@@ -174,19 +289,22 @@ FS_ROW void backward_row(const float* __restrict h, const float* __restrict prev
                                              du, sg[k], detach);
     dx[k] = static_cast<T>(r.dx);
     gu[k] = r.du_prev;
-    gb[k] += r.dbeta;
-    gt[k] += r.dth;
+    if (PARAMS) {
+      gb[k] += r.dbeta;
+      gt[k] += r.dth;
+    }
   }
 }
 
-template <typename T, int RESET, int MODE>
+template <typename T, int RESET, int MODE, bool PARAMS>
 FS_CPU_CLONES void backward_range(
     const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
-  std::vector<float> buf(7 * kBlock);
+  std::vector<float> buf(7 * kBlock + kChunk);
   float *gu = buf.data(), *gb = gu + kBlock, *gt = gb + kBlock, *bb = gt + kBlock,
-        *tb = bb + kBlock, *m0 = tb + kBlock, *sg = m0 + kBlock;
-  const std::vector<T> zeros(kBlock, static_cast<T>(0.0f));
+        *bm = bb + kBlock, *tb = bm + kBlock, *m0 = tb + kBlock, *sg = m0 + kBlock;
+  std::vector<T> tbuf(2 * kChunk, static_cast<T>(0.0f));
+  T *zeros = tbuf.data(), *dxc = zeros + kChunk;
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     if (a.mem_all) {
@@ -199,29 +317,47 @@ FS_CPU_CLONES void backward_range(
     load_suffix(a.mem, a.d.P_mem, j0, m0, n);
     load_suffix(a.beta, a.d.P_beta, j0, bb, n);
     load_suffix(a.th, a.d.P_th, j0, tb, n);
-    for (int64_t k = 0; k < n; ++k) bb[k] = fs::clamp_unit(bb[k]);
+    for (int64_t k = 0; k < n; ++k) {
+      bm[k] = fs::clamp_unit_mask(bb[k]);
+      bb[k] = fs::clamp_unit(bb[k]);
+    }
     for (int64_t t = a.d.T - 1; t >= 0; --t) {
-      const int64_t o = t * N + j0;
-      const float* ht = a.h + o;
-      const T* dm = a.mem_all ? a.dmem + o : zeros.data();
-      slope_row<MODE>(a.g, ht, tb, sg, n);
-      if (t == 0) {
-        backward_row<T, RESET, MODE, false>(ht, m0, a.dspk + o, dm, bb, tb, sg, gu, gb, gt,
-                                            a.dx + o, a.detach, n);
-      } else if (MODE == fs::kImmediate) {
-        backward_row<T, RESET, MODE, false>(ht, a.u + o - N, a.dspk + o, dm, bb, tb, sg, gu,
-                                            gb, gt, a.dx + o, a.detach, n);
-      } else {
-        backward_row<T, RESET, MODE, true>(ht, ht - N, a.dspk + o, dm, bb, tb, sg, gu, gb, gt,
-                                           a.dx + o, a.detach, n);
+      for (int64_t c = 0; c < n; c += kChunk) {
+        const int64_t m = std::min(kChunk, n - c);
+        const int64_t o = t * N + j0 + c;
+        const float* ht = a.h + o;
+        const T* dm = a.mem_all ? a.dmem + o : zeros;
+        if (t > 0) {
+          prefetch_row(ht - N, m * sizeof(float));
+          prefetch_row(a.dspk + o - N, m * sizeof(T));
+          if (a.mem_all) prefetch_row(a.dmem + o - N, m * sizeof(T));
+        }
+        slope_row<MODE>(a.g, ht, tb + c, sg, m);
+        if (t == 0) {
+          backward_row<T, RESET, MODE, false, PARAMS>(ht, m0 + c, a.dspk + o, dm, bb + c,
+                                                      tb + c, sg, gu + c, gb + c, gt + c, dxc,
+                                                      a.detach, m);
+        } else if (MODE == fs::kImmediate) {
+          backward_row<T, RESET, MODE, false, PARAMS>(ht, a.u + o - N, a.dspk + o, dm, bb + c,
+                                                      tb + c, sg, gu + c, gb + c, gt + c, dxc,
+                                                      a.detach, m);
+        } else {
+          backward_row<T, RESET, MODE, true, PARAMS>(ht, ht - N, a.dspk + o, dm, bb + c,
+                                                     tb + c, sg, gu + c, gb + c, gt + c, dxc,
+                                                     a.detach, m);
+        }
+        put_row(a.dx + o, dxc, m, a.stream);
       }
     }
+    // Without PARAMS gb and gt stay 0: partials nobody reads (vjp returns
+    // only the gradients its argnums asked for).
     for (int64_t k = 0; k < n; ++k) {
       a.dmem0[j0 + k] = gu[k];
-      a.dbeta[j0 + k] = gb[k] * fs::clamp_unit_mask(a.beta[(j0 + k) % a.d.P_beta]);
+      a.dbeta[j0 + k] = gb[k] * bm[k];
       a.dth[j0 + k] = gt[k];
     }
   }
+  fence_streams(a.stream);
 }
 
 void alloc_outputs(std::vector<mx::array>& outputs) {
@@ -246,11 +382,17 @@ void LeakyForward::eval_cpu(const std::vector<mx::array>& inputs,
     FwdArgs<T> a{x.data<T>(), inputs[1].data<float>(), inputs[2].data<float>(),
                  inputs[3].data<float>(), outputs[0].data<T>(), outputs[1].data<T>(),
                  o.save ? outputs[2].data<float>() : nullptr,
-                 o.saves_u() ? outputs[3].data<float>() : nullptr, d, o.mem_all};
+                 o.saves_u() ? outputs[3].data<float>() : nullptr, d, o.mem_all,
+                 use_streaming_stores(outputs[0].nbytes())};
     dispatch_reset_mode(o.reset, o.mode, [&](auto r, auto m) {
-      enc.dispatch([a]() {
+      enc.dispatch([a, save = o.save]() {
         cpu::parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
-          forward_range<T, decltype(r)::value, decltype(m)::value>(a, i0, i1);
+          constexpr int R = decltype(r)::value, M = decltype(m)::value;
+          if (save) {
+            forward_range<T, R, M, true>(a, i0, i1);
+          } else {
+            forward_range<T, R, M, false>(a, i0, i1);
+          }
         });
       });
     });
@@ -276,11 +418,17 @@ void LeakyBackward::eval_cpu(const std::vector<mx::array>& inputs,
                  inputs[k].data<float>(), inputs[k + 1].data<float>(),
                  inputs[k + 2].data<float>(), dspk.data<T>(), inputs[k + 4].data<T>(),
                  outputs[0].data<T>(), outputs[1].data<float>(), outputs[2].data<float>(),
-                 outputs[3].data<float>(), d, o.mem_all, o.surrogate, o.detach};
+                 outputs[3].data<float>(), d, o.mem_all, o.surrogate, o.detach,
+                 use_streaming_stores(outputs[0].nbytes())};
     dispatch_reset_mode(o.reset, o.mode, [&](auto r, auto m) {
-      enc.dispatch([a]() {
+      enc.dispatch([a, params = o.param_grads]() {
         cpu::parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
-          backward_range<T, decltype(r)::value, decltype(m)::value>(a, i0, i1);
+          constexpr int R = decltype(r)::value, M = decltype(m)::value;
+          if (params) {
+            backward_range<T, R, M, true>(a, i0, i1);
+          } else {
+            backward_range<T, R, M, false>(a, i0, i1);
+          }
         });
       });
     });

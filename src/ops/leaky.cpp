@@ -185,6 +185,10 @@ std::vector<mx::array> LeakyForward::vjp(
     auto again = forward_all(x, mem, beta, th, opts, s);
     saved.assign(again.begin() + 2, again.end());
   }
+  // A fixed beta and threshold (snnTorch's default) need no gradient; the
+  // CPU backward then skips two accumulations per neuron and step.
+  opts.param_grads = false;
+  for (int a : argnums) opts.param_grads |= (a == 2 || a == 3);
   std::vector<mx::array> inputs = saved;
   // Cotangents arrive in the outputs' dtype from MLX's own ops, but an
   // explicit mx.vjp may pass others; the kernel reads x's dtype.

@@ -22,11 +22,16 @@ struct LeakyOptions {
   fs::Surrogate surrogate{fs::kAtan, 2.0f, 0.0f};
   bool mem_all = false;        // membrane output: [T, *S] instead of [*S]
   bool save = true;            // forward writes h (and u) for the backward
+  // Backward only: whether beta's or threshold's gradient was asked for
+  // (vjp's argnums). Without, the CPU backward skips their accumulation and
+  // writes zero partials; the GPU kernels compute them regardless.
+  bool param_grads = true;
 
   bool operator==(const LeakyOptions& o) const {
     return reset == o.reset && mode == o.mode && detach == o.detach &&
         surrogate.id == o.surrogate.id && surrogate.a == o.surrogate.a &&
-        surrogate.b == o.surrogate.b && mem_all == o.mem_all && save == o.save;
+        surrogate.b == o.surrogate.b && mem_all == o.mem_all && save == o.save &&
+        param_grads == o.param_grads;
   }
   // kImmediate needs the carried membrane u besides h (src/step/leaky.h).
   bool saves_u() const {

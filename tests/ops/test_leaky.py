@@ -129,6 +129,18 @@ def test_shapes(shape, output_mem):
     check(res)
 
 
+@pytest.mark.parametrize("stream", ["0", "1"])
+@pytest.mark.parametrize("reset_delay", [True, False])
+def test_layer_spanning_several_blocks(monkeypatch, stream, reset_delay):
+    """21000 neurons: each of two CPU threads walks a block of 8192 and a
+    shorter one, in chunks of 512; per-neuron parameters of 7000 values start
+    mid-run in the second block (suffix arrays, src/ops/leaky.h)."""
+    monkeypatch.setenv("FLASHSNN_CPU_STREAM", stream)
+    x, mem, beta, th, ks, km = make_inputs(6, (3, 7000), seed=13)
+    res = run_both(x, mem, beta, th, ks, km, reset_delay=reset_delay, output_mem="all")
+    check(res)
+
+
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
 @pytest.mark.parametrize("mode", ["snntorch", "snntorch_nodelay", "same_step"])
 def test_half_dtypes(dtype, mode):
@@ -289,6 +301,59 @@ def test_forward_recomputes_when_not_saved():
     (o0, g0), (o1, g1) = fused(0), fused(1)
     for a, b in zip(o0 + g0, o1 + g1):
         np.testing.assert_array_equal(np32(a), np32(b))
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("reset", RESETS)
+def test_gradient_subsets_match_the_full_backward(reset, mode):
+    """vjp asks only for the gradients it needs; without beta and threshold
+    the CPU backward skips their accumulation (LeakyOptions::param_grads).
+    Every subset must give bitwise the gradients of the full backward."""
+    convention, delay, detach = MODES[mode]
+    x, mem, beta, th, ks, km = make_inputs(40, (3, 37), seed=11)
+    cot = [mx.random.normal(x.shape, key=ks), mx.random.normal(mem.shape, key=km)]
+    primals = [x, mem, beta, th]
+
+    def grads(argnums):
+        def f(*args):
+            full = list(primals)
+            for a, v in zip(argnums, args):
+                full[a] = v
+            return fs.ops.leaky(full[0], full[1], beta=full[2], threshold=full[3],
+                                reset_mechanism=reset, reset_delay=delay,
+                                convention=convention, detach_reset=detach, backend="fused")
+        _, g = mx.vjp(f, [primals[a] for a in argnums], cot)
+        return dict(zip(argnums, (np32(a) for a in g)))
+
+    full = grads([0, 1, 2, 3])
+    assert np.abs(full[2]).sum() > 0 and np.abs(full[3]).sum() > 0
+    for subset in ([0], [1], [0, 1], [2], [3], [0, 3]):
+        for a, g in grads(subset).items():
+            np.testing.assert_array_equal(g, full[a], err_msg=f"input {a} of {subset}")
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("shape", [(9, 1), (20, 33), (13, 3, 700), (5, 2049)])
+def test_streaming_stores_change_nothing(monkeypatch, dtype, shape):
+    """Large layers write their outputs with streaming stores (whole 64-byte
+    lines; plain stores for partial lines at a row's ends). Forced on for
+    small, oddly sized rows here, the result must be bitwise the plain one."""
+    x, mem, beta, th, ks, km = make_inputs(shape[0], shape[1:], seed=12, dtype=dtype)
+    cot = [mx.random.normal(x.shape, key=ks).astype(dtype),
+           mx.random.normal(x.shape, key=km).astype(dtype)]
+
+    def run(stream):
+        monkeypatch.setenv("FLASHSNN_CPU_STREAM", stream)
+        def f(x_, m_, b_, t_):
+            return fs.ops.leaky(x_, m_, beta=b_, threshold=t_, reset_delay=False,
+                                output_mem="all", backend="fused")
+        outs, g = mx.vjp(f, [x, mem, beta, th], cot)
+        plain = fs.ops.leaky(x, mem, beta=beta, threshold=th, backend="fused")
+        mx.eval(outs, g, plain)
+        return [np32(a) for a in [*outs, *g, *plain]]
+
+    for a, b in zip(run("0"), run("1")):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_reference_gradient_matches_finite_differences():
