@@ -91,15 +91,19 @@ def _np(a):
 
 # ---------------------------------------------------------------- flashsnn --
 
-def _leaky_fs(backend: str, compiled: bool):
+def _leaky_fs(backend: str, compiled: bool, learn: bool = False):
+    """learn: beta and threshold are differentiated too (a layer with
+    learn_beta/learn_threshold); otherwise only x, as for snnTorch's default
+    fixed parameters, where the fused backward skips their accumulation."""
     def prepare(case, inp, device):
         x, cs, cm = inp["x"], inp["cs"], inp["cm"]
+        params = [mx.array(BETA), mx.array(THRESHOLD)]
 
-        def f(x_):
-            return fs.ops.leaky(x_, beta=BETA, threshold=THRESHOLD, backend=backend)
+        def f(x_, beta=BETA, threshold=THRESHOLD):
+            return fs.ops.leaky(x_, beta=beta, threshold=threshold, backend=backend)
 
         def vjp(x_, cs_, cm_):
-            return mx.vjp(f, [x_], [cs_, cm_])
+            return mx.vjp(f, [x_, *params] if learn else [x_], [cs_, cm_])
 
         fwd_fn = mx.compile(f) if compiled else f
         vjp_fn = mx.compile(vjp) if compiled else vjp
@@ -109,6 +113,7 @@ def _leaky_fs(backend: str, compiled: bool):
             sync=_mlx_sync, launch=_mlx_launch,
             spikes=lambda: tuple(_np(a) for a in f(x)),
             parity_with={},
+            note="beta and threshold differentiated too" if learn else "",
         )
     return prepare
 
@@ -289,6 +294,7 @@ def _spikingjelly(case, inp, device):
 
 LEAKY_IMPLS = [
     Impl("fused", _leaky_fs("fused", False), _fused_available),
+    Impl("fused+learn", _leaky_fs("fused", False, learn=True), _fused_available),
     Impl("reference", _leaky_fs("reference", False)),
     Impl("reference+compile", _leaky_fs("reference", True)),
     Impl("mlx-snn", _mlxsnn(False), _mlxsnn_available),
