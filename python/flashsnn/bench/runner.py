@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--impls", nargs="*", help="only these implementations (default: all available)")
     p.add_argument("--repeat", type=int, default=20, help="timed passes per measurement (median)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds over the implementations (default: 5 on the CPU, "
+                        "1 on a GPU); repeat and budget are split across them")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--budget", type=float, default=10.0,
                    help="seconds per measurement at most; slow ones get fewer passes (>= 3)")
@@ -164,33 +167,48 @@ def parity(case: Case, inputs: dict, name: str, prep) -> tuple[bool, str]:
 
 
 def run_case(case: Case, impls, args, bar) -> list[dict]:
+    """Every implementation's passes, timed in `args.rounds` interleaved
+    rounds: round r times each implementation in turn with 1/rounds of the
+    repeats and budget, and a pass's median is over the samples of all
+    rounds. On a shared machine whose speed drifts from minute to minute
+    (the 2-core VM this was tuned on: +-20%), every implementation then sees
+    the same slow and fast phases, instead of the one timed during a slow
+    phase looking slow."""
     inputs = make_inputs(case)
-    rows = []
+    rows, ready = [], []
     for impl in impls:
         why = impl.available(args.device)
+        if not why and impl.name != "fused" and not impl.yardstick and \
+                case.dtype != "float32" and impl.name not in ("reference", "reference+compile"):
+            why = "float32 only"
         if why:
             rows.append({"case": case.label, "impl": impl.name, "skipped": why})
-            bar.update(2)
-            continue
-        if impl.name != "fused" and not impl.yardstick and case.dtype != "float32" and \
-                impl.name not in ("reference", "reference+compile"):
-            rows.append({"case": case.label, "impl": impl.name, "skipped": "float32 only"})
-            bar.update(2)
+            bar.update(2 * args.rounds)
             continue
         prep = impl.prepare(case, inputs, args.device)
-        ok, pmsg = parity(case, inputs, impl.name, prep)
-        for pas, fn in (("fwd", prep.fwd), ("fwd+bwd", prep.fwdbwd)):
-            bar.set_description(f"{case.label} {impl.name} {pas}")
-            if fn is None:
+        ready.append((impl, prep, *parity(case, inputs, impl.name, prep)))
+    samples = {}
+    rounds = max(1, args.rounds)
+    repeat = max(3, -(-args.repeat // rounds))
+    for _ in range(rounds):
+        for impl, prep, ok, pmsg in ready:
+            for pas, fn in (("fwd", prep.fwd), ("fwd+bwd", prep.fwdbwd)):
+                bar.set_description(f"{case.label} {impl.name} {pas}")
+                if fn is not None:
+                    samples.setdefault((impl.name, pas), []).extend(
+                        time_it(prep, fn, repeat, args.warmup, args.budget / rounds,
+                                args.device))
                 bar.update(1)
+    for impl, prep, ok, pmsg in ready:
+        for pas in ("fwd", "fwd+bwd"):
+            t = samples.get((impl.name, pas))
+            if not t:
                 continue
-            t = time_it(prep, fn, args.repeat, args.warmup, args.budget, args.device)
             rows.append({"case": case.label, "T": case.T, "B": case.B, "N": case.N,
                          "dtype": case.dtype, "impl": impl.name, "pass": pas,
                          "median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
-                         "runs": len(t), "parity_ok": ok, "parity": pmsg, "note": prep.note,
-                         "yardstick": impl.yardstick})
-            bar.update(1)
+                         "runs": len(t), "rounds": rounds, "parity_ok": ok, "parity": pmsg,
+                         "note": prep.note, "yardstick": impl.yardstick})
     # ratios, within this run only
     fused = {r["pass"]: r["median_ms"] for r in rows if r.get("impl") == "fused" and "pass" in r}
     x2 = next((r["median_ms"] for r in rows if r.get("impl") == "x*2"), None)
@@ -254,11 +272,19 @@ def run(args) -> int:
 
     if args.device == "gpu":
         mx.set_default_device(mx.gpu)
+    if args.rounds is None:
+        args.rounds = 5 if args.device == "cpu" else 1
+    if args.rounds < 1:
+        print(f"[bench] --rounds must be at least 1; got {args.rounds}", file=sys.stderr)
+        return 2
     bench = BENCHMARKS[args.family]
     if args.shapes:
         try:
-            cases = [Case(args.family, *map(int, s.split(",")), args.dtype) for s in args.shapes]
-        except (TypeError, ValueError):
+            dims = [tuple(int(v) for v in s.split(",")) for s in args.shapes]
+            if any(len(d) != 3 or min(d) < 1 for d in dims):
+                raise ValueError
+            cases = [Case(args.family, *d, args.dtype) for d in dims]
+        except ValueError:
             print(f"[bench] --shapes takes T,B,N triples such as 100,32,1024; got {args.shapes}",
                   file=sys.stderr)
             return 2
@@ -275,7 +301,7 @@ def run(args) -> int:
         impls = [i for i in impls if i.name in args.impls or i.yardstick]
     info = machine_info(args.device)
     rows = []
-    with tqdm(total=len(cases) * len(impls) * 2, unit="pass", file=sys.stderr,
+    with tqdm(total=len(cases) * len(impls) * 2 * args.rounds, unit="pass", file=sys.stderr,
               disable=args.no_progress) as bar:
         for case in cases:
             rows += run_case(case, impls, args, bar)
