@@ -133,7 +133,7 @@ def test_shapes(shape, output_mem):
 @pytest.mark.parametrize("reset_delay", [True, False])
 def test_layer_spanning_several_blocks(monkeypatch, stream, reset_delay):
     """21000 neurons: each of two CPU threads walks a block of 8192 and a
-    shorter one, in chunks of 512; per-neuron parameters of 7000 values start
+    shorter one, in chunks of 256; per-neuron parameters of 7000 values start
     mid-run in the second block (suffix arrays, src/ops/leaky.h)."""
     monkeypatch.setenv("FLASHSNN_CPU_STREAM", stream)
     x, mem, beta, th, ks, km = make_inputs(6, (3, 7000), seed=13)
