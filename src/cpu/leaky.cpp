@@ -136,7 +136,6 @@ inline void fence_streams(bool stream) {
 #endif
 }
 
-// Asks for the lines of a row that the next step will read.
 // Asks for the lines of a row chunk that the next step will read, into L2
 // (locality 1: prefetcht2 on x86). One step ahead is a whole block's row
 // (32 KB) of lead time. Into L1 instead (locality 3) gained half as much:
@@ -392,14 +391,12 @@ void LeakyForward::eval_cpu(const std::vector<mx::array>& inputs,
                  o.saves_u() ? outputs[3].data<float>() : nullptr, d, o.mem_all,
                  use_streaming_stores(outputs[0].nbytes())};
     dispatch_reset_mode(o.reset, o.mode, [&](auto r, auto m) {
-      enc.dispatch([a, save = o.save]() {
-        cpu::parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
-          constexpr int R = decltype(r)::value, M = decltype(m)::value;
-          if (save) {
-            forward_range<T, R, M, true>(a, i0, i1);
-          } else {
-            forward_range<T, R, M, false>(a, i0, i1);
-          }
+      dispatch_bool(o.save, [&](auto save) {
+        enc.dispatch([a]() {
+          cpu::parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
+            forward_range<T, decltype(r)::value, decltype(m)::value, decltype(save)::value>(
+                a, i0, i1);
+          });
         });
       });
     });
@@ -428,14 +425,12 @@ void LeakyBackward::eval_cpu(const std::vector<mx::array>& inputs,
                  outputs[3].data<float>(), d, o.mem_all, o.surrogate, o.detach,
                  use_streaming_stores(outputs[0].nbytes())};
     dispatch_reset_mode(o.reset, o.mode, [&](auto r, auto m) {
-      enc.dispatch([a, params = o.param_grads]() {
-        cpu::parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
-          constexpr int R = decltype(r)::value, M = decltype(m)::value;
-          if (params) {
-            backward_range<T, R, M, true>(a, i0, i1);
-          } else {
-            backward_range<T, R, M, false>(a, i0, i1);
-          }
+      dispatch_bool(o.param_grads, [&](auto params) {
+        enc.dispatch([a]() {
+          cpu::parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
+            backward_range<T, decltype(r)::value, decltype(m)::value, decltype(params)::value>(
+                a, i0, i1);
+          });
         });
       });
     });

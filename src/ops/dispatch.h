@@ -11,6 +11,16 @@ namespace flashsnn {
 template <int V>
 using int_c = std::integral_constant<int, V>;
 
+// f(std::bool_constant<flag>{}) for a runtime flag.
+template <typename F>
+void dispatch_bool(bool flag, F&& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
 // f(int_c<reset>{}, int_c<mode>{}) for the runtime reset and mode.
 template <typename F>
 void dispatch_reset_mode(int reset, int mode, F&& f) {

@@ -188,7 +188,7 @@ def run_case(case: Case, impls, args, bar) -> list[dict]:
         prep = impl.prepare(case, inputs, args.device)
         ready.append((impl, prep, *parity(case, inputs, impl.name, prep)))
     samples = {}
-    rounds = max(1, args.rounds)
+    rounds = args.rounds  # >= 1, checked by run()
     repeat = max(3, -(-args.repeat // rounds))
     for _ in range(rounds):
         for impl, prep, ok, pmsg in ready:
