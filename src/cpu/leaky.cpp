@@ -25,9 +25,9 @@
 //  - blocks of 8192 neurons instead of 2048: 4.1 -> 3.7 ms (longer runs of
 //    contiguous lines per row; the backward's block state, 7 floats per
 //    neuron, still fits L2). 16384 measured the same as 8192;
-//  - chunks that start on the 64-byte lines of the outputs, and block state
-//    at the same offset within its lines (LineGrid below): forward 1.70 ->
-//    1.41 ms, backward 1.91 -> 1.45 ms;
+//  - chunks on the 64-byte lines of the main input, block state at the same
+//    line offset, and every output stored in whole lines of its own
+//    (LineGrid, OutRow below): 4.09 -> 3.30 ms;
 //  - no beta/threshold accumulation in the backward when their gradients
 //    are not wanted (LeakyOptions::param_grads): 0.43 instead of 0.83 ns per
 //    element and thread with the data in cache.
@@ -35,7 +35,9 @@
 // of L2), two steps of prefetch distance instead of one (no change), and
 // recomputing h in the backward from x, block by block into L2 scratch,
 // instead of saving it (26 MB less traffic, but 4.1-4.6 vs 3.6 ms: the
-// extra pass over x per block and its shorter rows cost more).
+// extra pass over x per block and its shorter rows cost more), nor from
+// membranes saved every K steps (C++ harness, K = 10 to 50, blocks of 2048
+// to 8192: 2.3-2.5 ms against 2.2-2.3 ms for saving h).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -106,10 +108,10 @@ inline void store_row(const float* __restrict src, T* __restrict dst, int64_t n)
 // Copies a chunk buffer to its output row; `stream`: the whole 64-byte lines
 // of the destination with non-temporal stores (SSE2, so every x86-64 clone
 // has them), the partial lines at either end with plain ones. Only whole
-// lines: MLX's buffers start 8 bytes past a 16-byte boundary, and a line
-// written partly by streaming stores goes out as a partial write that cost
-// more than the read-for-ownership it saves (the forward took 3.4 instead
-// of 1.8 ms when chunks streamed from 16-byte boundaries).
+// lines: a line written partly by streaming stores goes out as a partial
+// write that cost more than the read-for-ownership it saves (the forward
+// took 3.4 instead of 1.8 ms when chunks streamed from 16-byte boundaries).
+// OutRow keeps the partial lines to the ends of a block row.
 template <typename T>
 FS_ROW void put_row(T* __restrict dst, const T* __restrict src, int64_t n, bool stream) {
   const size_t bytes = size_t(n) * sizeof(T);
@@ -148,25 +150,32 @@ FS_ROW void prefetch_row(const void* p, size_t bytes) {
   for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(c + k, 0, 1);
 }
 
-// Chunks cover whole 64-byte lines of one output stream. MLX's large buffers
-// start 24 bytes past a line (a page plus malloc's and MLX's headers), so
-// chunks counted from the row start would each begin and end inside a line:
-// the two ends go out as plain stores (a read for ownership each), and
-// every other 32-byte load of the row and of the block state splits across
-// two lines. Starting each row with a short `lead` chunk up to the next line
-// boundary, and placing the block state at the same offset within its
-// lines, took forward+backward at T=100 B=32 N=1024 from 3.9 to 2.5 ms in a
-// C++ harness with MLX's offset (2.4 ms with 64-byte aligned buffers), and
-// in this kernel the forward from 1.70 to 1.41 ms and the backward from
-// 1.91 to 1.45 ms (medians, 6 alternating processes x 20 calls).
+// MLX's large buffers start 24 bytes past a 64-byte line (a page plus
+// malloc's and MLX's headers) when mmap'd, elsewhere when malloc serves
+// them from its heap, so the arrays of one call need not share an offset.
+// Counted from the row start, every chunk would begin and end inside a line:
+// its two ends go out as plain stores (a read for ownership each) and every
+// other 32-byte load splits across two lines. So (measured at T=100 B=32
+// N=1024, fwd / bwd kernel medians over 6 alternating processes x 20 calls):
+//  - the chunk grid follows the lines of the main input (x forward, h
+//    backward): a short `lead` chunk up to its first line boundary, then
+//    whole chunks; the block state sits at the same offset within its
+//    lines, so its loads do not split either. 1.70 / 1.91 -> 1.41 / 1.45 ms
+//    (in a C++ harness: 3.9 ms with MLX's offset, 2.5 ms aligned);
+//  - each output is written in whole lines of its own (OutRow), whatever
+//    its offset against the grid: what a chunk leaves of a partial line
+//    waits in front of the next chunk's buffer. Offsets of 8, 24 and 40
+//    alternate between calls when malloc's heap serves the buffers;
+//    forward+backward (whole call, 12 alternating processes) 3.61 -> 3.30 ms
+//    (4.09 ms before either change).
 struct LineGrid {
-  uintptr_t row0;     // the output at step 0, neuron 0
+  uintptr_t row0;     // the array at step 0, neuron 0
   size_t elem;        // its element size in bytes
   uintptr_t stride;   // bytes per step
 
   template <typename E>
-  LineGrid(const E* out, int64_t N)
-      : row0(reinterpret_cast<uintptr_t>(out)), elem(sizeof(E)), stride(N * sizeof(E)) {}
+  LineGrid(const E* a, int64_t N)
+      : row0(reinterpret_cast<uintptr_t>(a)), elem(sizeof(E)), stride(N * sizeof(E)) {}
 
   // Elements of step t from neuron j to the next line boundary.
   int64_t lead(int64_t t, int64_t j) const {
@@ -188,31 +197,52 @@ E* align_line(E* p) {
   return reinterpret_cast<E*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
-// Per-thread buffers: `chunks` line-aligned chunk buffers of kChunk floats,
-// then `arrays` block-state arrays of kBlock floats starting `shift` floats
-// past a line (kBlock floats are whole lines, so every array shares it).
+// One output's chunk buffer and its place in the block row being written.
+// The chunk [c, c+m) is computed into chunk(); write() stores every element
+// up to the last line boundary of the output (all of them at the row's end)
+// and moves the rest, less than a line, in front of chunk() for the next one.
+template <typename E>
+class OutRow {
+ public:
+  static constexpr int64_t kLine = 64 / sizeof(E);
+
+  OutRow() : mem_(kLine + kChunk + kLine) { chunk_ = align_line(mem_.data()) + kLine; }
+  E* chunk() { return chunk_; }
+  void start(E* row) {
+    row_ = row;
+    done_ = 0;
+  }
+  FS_ROW void write(int64_t c, int64_t m, bool row_end, bool stream) {
+    int64_t to = c + m;
+    if (!row_end) {
+      to -= int64_t((reinterpret_cast<uintptr_t>(row_ + to) % 64) / sizeof(E));
+      to = std::max(to, done_);
+    }
+    put_row(row_ + done_, chunk_ - (c - done_), to - done_, stream);
+    const int64_t left = c + m - to;
+    std::memmove(chunk_ - left, chunk_ + (to - c), size_t(left) * sizeof(E));
+    done_ = to;
+  }
+
+ private:
+  std::vector<E> mem_;
+  E* chunk_;
+  E* row_ = nullptr;
+  int64_t done_ = 0;
+};
+
+// Per-thread block state: `arrays` arrays of kBlock floats starting `shift`
+// floats past a line (kBlock floats are whole lines, so every array shares
+// it), after one line-aligned chunk buffer of kChunk floats.
 struct Scratch {
   std::vector<float> mem;
   float* chunk;
   float* state;
-  Scratch(int chunks, int arrays, int64_t shift)
-      : mem(size_t(chunks) * kChunk + size_t(arrays) * kBlock + 32, 0.0f) {
+  Scratch(int arrays, int64_t shift) : mem(kChunk + size_t(arrays) * kBlock + 32, 0.0f) {
     chunk = align_line(mem.data());
-    state = chunk + chunks * kChunk + shift;
+    state = chunk + kChunk + shift;
   }
   float* array(int i) const { return state + i * kBlock; }
-};
-
-// Two line-aligned chunk buffers of T, zero-filled.
-template <typename T>
-struct TypedChunks {
-  std::vector<T> mem;
-  T* a;
-  T* b;
-  TypedChunks() : mem(2 * kChunk + 64 / sizeof(T), static_cast<T>(0.0f)) {
-    a = align_line(mem.data());
-    b = a + kChunk;
-  }
 };
 
 // Parameters of neurons j0 .. j0+n-1 (p[i % P]), copied in runs: one
@@ -260,30 +290,17 @@ FS_ROW void forward_row(const T* __restrict x, const float* __restrict b,
   }
 }
 
-// A float row as T: the row itself when T is float, else converted into buf.
-template <typename T>
-FS_ROW const T* as_row(const float* __restrict src, T* __restrict buf, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    return src;
-  } else {
-    store_row(src, buf, n);
-    return buf;
-  }
-}
-
 // SAVE: write h (and u for kImmediate) for the backward. A template flag, not
 // a branch: one L1 store fewer per element when nothing is differentiated.
 template <typename T, int RESET, int MODE, bool SAVE>
 FS_CPU_CLONES void forward_range(
     const FwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
-  // Lines of the output that streams the most bytes: h where it is saved
-  // (float32), else the spikes.
-  const LineGrid grid = SAVE ? LineGrid(a.h, N) : LineGrid(a.spk, N);
-  Scratch buf(1, 3, grid.state_shift(i0));
-  float *hc = buf.chunk, *ub = buf.array(0), *bb = buf.array(1), *tb = buf.array(2);
-  TypedChunks<T> tbuf;
-  T *sc = tbuf.a, *mc = tbuf.b;
+  const LineGrid grid(a.x, N);
+  Scratch buf(3, grid.state_shift(i0));
+  float *ub = buf.array(0), *bb = buf.array(1), *tb = buf.array(2);
+  OutRow<T> spk, mem;
+  OutRow<float> h, u;
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     load_suffix(a.mem, a.d.P_mem, j0, ub, n);
@@ -291,16 +308,29 @@ FS_CPU_CLONES void forward_range(
     load_suffix(a.th, a.d.P_th, j0, tb, n);
     for (int64_t k = 0; k < n; ++k) bb[k] = fs::clamp_unit(bb[k]);
     for (int64_t t = 0; t < a.d.T; ++t) {
+      const int64_t row = t * N + j0;
+      spk.start(a.spk + row);
+      if (SAVE) h.start(a.h + row);
+      if (SAVE && a.u) u.start(a.u + row);
+      if (a.mem_all) mem.start(a.mem_out + row);
       const int64_t lead = grid.lead(t, j0);
       for (int64_t c = 0, m = 0; c < n; c += m) {
         m = chunk_len(c, n, lead);
-        const int64_t o = t * N + j0 + c;
+        const bool end = c + m == n;
+        const int64_t o = row + c;
         if (t + 1 < a.d.T) prefetch_row(a.x + o + N, m * sizeof(T));
-        forward_row<T, RESET, MODE, SAVE>(a.x + o, bb + c, tb + c, ub + c, sc, hc, m);
-        put_row(a.spk + o, sc, m, a.stream);
-        if (SAVE) put_row(a.h + o, hc, m, a.stream);
-        if (SAVE && a.u) put_row(a.u + o, ub + c, m, a.stream);
-        if (a.mem_all) put_row(a.mem_out + o, as_row(ub + c, mc, m), m, a.stream);
+        forward_row<T, RESET, MODE, SAVE>(a.x + o, bb + c, tb + c, ub + c, spk.chunk(),
+                                          h.chunk(), m);
+        spk.write(c, m, end, a.stream);
+        if (SAVE) h.write(c, m, end, a.stream);
+        if (SAVE && a.u) {
+          std::memcpy(u.chunk(), ub + c, size_t(m) * sizeof(float));
+          u.write(c, m, end, a.stream);
+        }
+        if (a.mem_all) {
+          store_row(ub + c, mem.chunk(), m);
+          mem.write(c, m, end, a.stream);
+        }
       }
     }
     if (!a.mem_all) store_row(ub, a.mem_out + j0, n);
@@ -380,12 +410,12 @@ template <typename T, int RESET, int MODE, bool PARAMS>
 FS_CPU_CLONES void backward_range(
     const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
-  const LineGrid grid(a.dx, N);
-  Scratch buf(1, 7, grid.state_shift(i0));
+  const LineGrid grid(a.h, N);
+  Scratch buf(7, grid.state_shift(i0));
   float *sg = buf.chunk, *gu = buf.array(0), *gb = buf.array(1), *gt = buf.array(2),
         *bb = buf.array(3), *bm = buf.array(4), *tb = buf.array(5), *m0 = buf.array(6);
-  TypedChunks<T> tbuf;
-  T *zeros = tbuf.a, *dxc = tbuf.b;
+  const std::vector<T> zeros(kChunk, static_cast<T>(0.0f));
+  OutRow<T> dx;
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     if (a.mem_all) {
@@ -403,12 +433,14 @@ FS_CPU_CLONES void backward_range(
       bb[k] = fs::clamp_unit(bb[k]);
     }
     for (int64_t t = a.d.T - 1; t >= 0; --t) {
+      dx.start(a.dx + t * N + j0);
       const int64_t lead = grid.lead(t, j0);
       for (int64_t c = 0, m = 0; c < n; c += m) {
         m = chunk_len(c, n, lead);
         const int64_t o = t * N + j0 + c;
         const float* ht = a.h + o;
-        const T* dm = a.mem_all ? a.dmem + o : zeros;
+        const T* dm = a.mem_all ? a.dmem + o : zeros.data();
+        T* dxc = dx.chunk();
         if (t > 0) {
           prefetch_row(ht - N, m * sizeof(float));
           prefetch_row(a.dspk + o - N, m * sizeof(T));
@@ -428,7 +460,7 @@ FS_CPU_CLONES void backward_range(
                                                      tb + c, sg, gu + c, gb + c, gt + c, dxc,
                                                      a.detach, m);
         }
-        put_row(a.dx + o, dxc, m, a.stream);
+        dx.write(c, m, c + m == n, a.stream);
       }
     }
     // Without PARAMS gb and gt stay 0: partials nobody reads (vjp returns
