@@ -58,8 +58,37 @@ def test_rounds_interleave_implementations(tmp_path, monkeypatch):
     (["--impls", "nope"], r"\[bench\] unknown implementation\(s\) \['nope'\]; valid: "),
     (["--shapes", "6,2"], r"\[bench\] --shapes takes T,B,N triples"),
     (["--shapes", "6,0,16"], r"\[bench\] --shapes takes T,B,N triples"),
+    (["--mlx-cache-limit", "-2"], r"\[bench\] --mlx-cache-limit takes MB >= 0, or -1"),
 ])
 def test_bad_arguments(tmp_path, capsys, argv, msg):
     import re
     assert runner.main([*TINY, *argv, "--out", str(tmp_path / "b.json")]) == 2
     assert re.search(msg, capsys.readouterr().err)
+
+
+@pytest.fixture
+def keep_cache_limit():
+    import mlx.core as mx
+    before = mx.set_cache_limit(32 << 20)
+    mx.set_cache_limit(before)
+    yield
+    mx.set_cache_limit(before)
+
+
+@pytest.mark.parametrize("argv,limit,shown", [
+    ([], 1024 << 20, "mlx cache limit 1024 MB"),           # the CPU default
+    (["--mlx-cache-limit", "64"], 64 << 20, "mlx cache limit 64 MB"),
+    (["--mlx-cache-limit", "-1"], 5 << 20, None),         # MLX's own: left as it was
+])
+def test_mlx_cache_limit(tmp_path, keep_cache_limit, argv, limit, shown):
+    import mlx.core as mx
+    mx.set_cache_limit(5 << 20)
+    out = tmp_path / "b.json"
+    assert runner.main([*TINY, "--impls", "fused", "--rounds", "1", *argv, "--out", str(out)]) == 0
+    assert mx.set_cache_limit(5 << 20) == limit
+    head = out.with_suffix(".md").read_text().splitlines()[0]
+    if shown:
+        assert head.endswith("| " + shown)
+        assert json.loads(out.read_text())["machine"]["mlx cache limit"] == shown.split("limit ")[1]
+    else:
+        assert "cache limit" not in head
