@@ -6,6 +6,7 @@
 #include <string>
 
 #include "mlx/array.h"
+#include "mlx/ops.h"
 #include "mlx/utils.h"
 
 namespace flashsnn {
@@ -35,8 +36,18 @@ inline void check_float_dtype(const char* op, const char* what, mx::Dtype dt) {
   }
 }
 
-// Inputs reach the kernels row-contiguous (the op wraps them in
-// mx::contiguous); this guards the assumption every eval makes.
+// An input as the kernels read it: row-contiguous. An array already
+// evaluated that way is passed as is; anything else (unevaluated, strided,
+// broadcast) goes through mx::contiguous, which copies only when it must.
+// Skipping the node where it is not needed spares a graph node per input
+// and call (the CPU stream schedules each one).
+inline mx::array kernel_input(const mx::array& a, mx::Stream s) {
+  if (a.is_available() && a.flags().row_contiguous) return a;
+  return mx::contiguous(a, false, s);
+}
+
+// Inputs reach the kernels row-contiguous (kernel_input); this guards the
+// assumption every eval makes.
 inline void check_row_contiguous(const char* op, const mx::array& a) {
   if (!a.flags().row_contiguous)
     fail(op, "internal: kernel input is not row-contiguous");

@@ -62,8 +62,8 @@ std::vector<mx::array> forward_all(const mx::array& x,
   }
   return mx::array::make_arrays(
       std::move(shapes), dtypes, std::make_shared<LeakyForward>(s, opts),
-      {mx::contiguous(x, false, s), mx::contiguous(mem, false, s),
-       mx::contiguous(beta, false, s), mx::contiguous(threshold, false, s)});
+      {kernel_input(x, s), kernel_input(mem, s), kernel_input(beta, s),
+       kernel_input(threshold, s)});
 }
 
 // Per-neuron partials [N/P, P] -> the input's own shape. The sum over axis 0
@@ -194,7 +194,8 @@ std::vector<mx::array> LeakyForward::vjp(
   // explicit mx.vjp may pass others; the kernel reads x's dtype.
   inputs.insert(inputs.end(), {mem, beta, th, mx::astype(cotangents[0], x.dtype(), s),
                                mx::astype(cotangents[1], x.dtype(), s)});
-  for (auto& a : inputs) a = mx::contiguous(a, false, s);
+  // h (and u) come from the forward primitive, row-contiguous already.
+  for (size_t j = saved.size(); j < inputs.size(); ++j) inputs[j] = kernel_input(inputs[j], s);
 
   auto N = x.size() / x.shape(0);
   auto part = [&](const mx::array& p) { return mx::Shape{int(N / p.size()), int(p.size())}; };
@@ -252,7 +253,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyBackward::vmap(
   for (size_t j = k; j < k + 3; ++j) in.push_back(batch_param(inputs[j], axes[j], VS, s));
   in.push_back(batch_at(inputs[k + 3], axes[k + 3], 1, V, s));
   in.push_back(batch_at(inputs[k + 4], axes[k + 4], opts_.mem_all ? 1 : 0, V, s));
-  for (auto& a : in) a = mx::contiguous(a, false, s);
+  for (auto& a : in) a = kernel_input(a, s);
 
   const auto& h = in[0];
   int64_t NV = h.size() / h.shape(0);
