@@ -19,11 +19,42 @@
 #define FS_FABSF(v) fabsf(v)
 #else
 #define FS_FN inline __attribute__((always_inline))
-#define FS_EXPF(v) __builtin_expf(v)
+#define FS_EXPF(v) ::fs::exp_cpu(v)
 #define FS_FABSF(v) __builtin_fabsf(v)
 #endif
 
 namespace fs {
+
+#if !defined(__METAL_VERSION__) && !defined(__CUDACC__)
+// expf for the CPU loops, which GCC vectorizes: libm's expf is a call it
+// cannot, and it made the backward with the sigmoid surrogate 3x the one with
+// atan (12.9 against 4.3 ms at T=100 B=32 N=1024). Cephes' single-precision
+// scheme: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r,
+// 2^n built in the exponent bits (as 2^(n-1) * 2, so that n = 128 stays
+// finite). Checked against exp in double over every float in
+// [-86.6, 88.72]: at most 0.99 ulp. Below -86.6 (results under 2.5e-38,
+// where 2^(n-1) would be subnormal) it returns 0, above 88.72 inf; NaN stays
+// NaN. The GPUs' expf differs by an ulp or two, as their tests allow.
+FS_FN float exp_cpu(float x) {
+  const float hi = 88.72283935546875f, lo = -86.6f;
+  float xc = x > hi ? hi : (x < lo ? lo : x);
+  // Round to nearest by the 1.5 * 2^23 trick (|x / ln2| < 2^22 here).
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  // ln2 split in two so that n * 0.693359375 is exact (9 + 8 bits).
+  float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = (p * (r * r) + r) + 1.0f;
+  int ni = int(n == n ? n : 0.0f);  // NaN: any exponent, p is NaN anyway
+  float y = (p * __builtin_bit_cast(float, (ni + 126) << 23)) * 2.0f;
+  y = x > hi ? __builtin_inff() : y;
+  return x < lo ? 0.0f : y;
+}
+#endif
 
 // Reset mechanisms, in snnTorch's order ("subtract", "zero", "none").
 enum Reset : int { kSubtract = 0, kZero = 1, kNone = 2 };

@@ -5,7 +5,11 @@ runs) for the host with nvcc and runs it over the whole launch grid; these
 tests feed it the same inputs as the CPU kernel (flashsnn._ext on mx.cpu)
 and compare. Both run the same per-step functions in the same order on the
 same CPU, so every output must match bit for bit: spikes, membranes, dx and
-the reduced parameter gradients. On the GPU the contract is looser for
+the reduced parameter gradients. The one exception is exp: the CPU kernel
+has its own, which GCC vectorizes (src/step/common.h, exp_cpu), while CUDA
+code calls expf, here libm's; gradients through a surrogate that uses it
+are held to relative RMS 1e-5 instead (the GPU contract; a reduced
+threshold gradient sums 31500 terms that cancel to 11: 5e-6 apart). On the GPU the contract is looser for
 gradients (expf differs by an ulp or two); tests/cuda/test_cuda_gpu.py
 checks that there.
 """
@@ -184,6 +188,25 @@ def reduce_partial(part: np.ndarray, param: mx.array) -> mx.array:
     return g.reshape(param.shape)
 
 
+# Surrogates whose slope goes through exp (see the module docstring).
+EXP_SURROGATES = {"sigmoid", "spike_rate_escape"}
+
+
+def close(a: mx.array, b: mx.array, dtype: str) -> bool:
+    """NaN where the other is NaN, and relative RMS within 1e-5 (float32;
+    an exp an ulp apart can move a 16-bit rounding by one step: 1e-3)."""
+    a, b = np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32))
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not np.array_equal(a[~ok & ~np.isnan(a)], b[~ok & ~np.isnan(b)]):
+        return False
+    if not ok.any():
+        return True
+    d, r = (a[ok] - b[ok]).astype(np.float64), b[ok].astype(np.float64)
+    return np.sqrt(np.mean(d * d)) <= (1e-5 if dtype == "float32" else 1e-3) * max(np.sqrt(np.mean(r * r)), 1e-30)
+
+
 def same_bits(a: mx.array, b: mx.array) -> bool:
     """Bitwise equal, -0.0 apart from 0.0; NaN equals NaN whatever its sign
     (x86 makes -NaN, GPUs +NaN; long 16-bit gradients can overflow)."""
@@ -311,7 +334,10 @@ def test_backward_matches_cpu_kernel(lib, reset, mode, dtype):
                        f"detach={detach} vec={vec}"
                 for what, g, ref in zip(("dx", "dmem", "dbeta", "dthreshold"), got, grads):
                     assert g.shape == ref.shape, f"{what} shape {g.shape} != {ref.shape}: {case}"
-                    assert same_bits(g, ref), f"{what} differs: {case} {diff(g, ref)}"
+                    if name in EXP_SURROGATES:
+                        assert close(g, ref, dtype), f"{what} differs: {case} {diff(g, ref)}"
+                    else:
+                        assert same_bits(g, ref), f"{what} differs: {case} {diff(g, ref)}"
 
 
 def test_auto_shape_matches(lib):

@@ -100,7 +100,10 @@ def test_inputs_exactly_on_threshold(emu, reset, conv, dtype):
 def test_bitwise_equal_to_cpu_kernel(emu, reset, conv):
     """The CPU kernel and the Metal kernel compile the same step functions
     in the same order, so in float32 every output and gradient is the same
-    bit pattern (the partial sums go through the same mx.sum)."""
+    bit pattern (the partial sums go through the same mx.sum). Except
+    through exp: the CPU kernel has its own (src/step/common.h, exp_cpu),
+    the shim's metal::precise::exp is libm's, so sigmoid's gradients are held
+    to relative RMS 1e-6."""
     why = fs.fused_unavailable_reason(mx.Device(mx.cpu))
     if why:
         pytest.skip(f"no CPU kernel: {why}")
@@ -113,7 +116,8 @@ def test_bitwise_equal_to_cpu_kernel(emu, reset, conv):
         assert exact(got[0], want[0]) and exact(got[1], want[1])
         for key in want[2]:
             err, mxabs = rel_rms(got[2][key], want[2][key])
-            assert exact(got[2][key], want[2][key]), f"[{name}] d{key}: rel RMS {err:.3g}, max abs {mxabs:.3g}"
+            ok = err <= 1e-6 if name == "sigmoid" else exact(got[2][key], want[2][key])
+            assert ok, f"[{name}] d{key}: rel RMS {err:.3g}, max abs {mxabs:.3g}"
 
 
 @pytest.mark.parametrize("order,max_threads", [(1, 1024), (2, 32), (0, 1), (2, 7)],

@@ -101,3 +101,44 @@ def test_custom_surrogate_and_sso_run_on_the_reference():
     b = mx.grad(lambda a: fs.ops.leaky(a, beta=0.9, spike_grad=fs.surrogate.SSO(key=k))[0]
                 .sum())(x)
     np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+@needs_ext
+def test_cpu_exp_within_one_ulp():
+    """The CPU kernels' own expf (src/step/common.h: exp_cpu, which GCC can
+    vectorize), read through spike_rate_escape: b * exp(-a |v - 1|) with
+    b = 1 and a = -1 or 1 gives exp of +-|v - 1|. Against exp in float64:
+    within 1 ulp for arguments in [-86.6, 88.72] (results from 2.5e-38 to
+    the largest float), 0 below, inf above, NaN for NaN."""
+    sre = fs.surrogate.KERNEL_IDS["spike_rate_escape"]
+    rng = np.random.default_rng(0)
+    mags = np.concatenate([np.linspace(0, 110, 4001), rng.uniform(0, 90, 4000),
+                           [0.5, 1e-30, 86.59, 86.61, 88.72, 88.73, np.inf]]).astype(np.float32)
+    for a in (1.0, -1.0):
+        v = (np.float32(1) + mags).astype(np.float32)
+        arg = (-np.float32(a)) * np.abs(v - np.float32(1))  # what the kernel exponentiates
+        got = np.array([ext.surrogate_grad(sre, float(x), 0.0, a, 1.0) for x in v], np.float32)
+        want = np.exp(arg.astype(np.float64))
+        normal = (arg >= np.float32(-86.6)) & (arg <= np.float32(88.72283935546875))
+        ulp = np.spacing(want[normal].astype(np.float32)).astype(np.float64)
+        err = np.abs(got[normal] - want[normal]) / ulp
+        assert err.max() <= 1.0, f"a={a}: {err.max():.2f} ulp at arg {arg[normal][err.argmax()]}"
+        assert np.all(got[arg < np.float32(-86.6)] == 0.0)
+        assert np.all(np.isposinf(got[arg > 88.7229]))
+    assert np.isnan(ext.surrogate_grad(sre, float("nan"), 0.0, 1.0, 1.0))
+
+
+@needs_ext
+def test_sigmoid_backward_on_the_cpu_matches_reference_over_a_wide_range():
+    """The vectorized kernel loop (not the scalar binding) with the sigmoid
+    surrogate, membranes from -30 to 30 around the threshold: exp's argument
+    reaches -150, past where exp_cpu returns 0."""
+    T, N = 3, 4096
+    x = mx.array(np.linspace(-30, 30, T * N, dtype=np.float32).reshape(T, N))
+    cot = mx.array(np.random.default_rng(1).normal(size=(T, N)).astype(np.float32))
+    g = fs.surrogate.sigmoid(slope=5)
+    grads = []
+    for backend in ("fused", "reference"):
+        f = lambda x_: fs.ops.leaky(x_, beta=0.5, spike_grad=g, backend=backend)[0]
+        grads.append(np.array(mx.vjp(f, [x], [cot])[1][0]))
+    assert rel_rms(grads[0], grads[1]) < 1e-6, describe(grads[0], grads[1])
