@@ -92,3 +92,19 @@ def test_mlx_cache_limit(tmp_path, keep_cache_limit, argv, limit, shown):
         assert json.loads(out.read_text())["machine"]["mlx cache limit"] == shown.split("limit ")[1]
     else:
         assert "cache limit" not in head
+
+
+def test_own_paths_run_in_16_bit_and_others_are_skipped(tmp_path):
+    """flashsnn's paths (fused+learn included) run in every dtype under the
+    strict parity check; other libraries are float32 only."""
+    out = tmp_path / "b.json"
+    rc = runner.main([*TINY, "--dtype", "float16", "--rounds", "1", "--out", str(out),
+                      "--impls", "fused", "fused+learn", "reference", "snntorch"])
+    assert rc == 0
+    rows = json.loads(out.read_text())["rows"]
+    timed = {r["impl"] for r in rows if "pass" in r}
+    assert {"fused", "fused+learn", "reference", "x*2"} <= timed
+    assert all(r["parity_ok"] for r in rows if "pass" in r)
+    skipped = {r["impl"]: r["skipped"] for r in rows if "skipped" in r}
+    if "snntorch" in skipped:  # "float32 only", or not installed
+        assert "snntorch" not in timed

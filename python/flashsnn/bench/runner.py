@@ -33,7 +33,8 @@ from .registry import BENCHMARKS, Case, make_inputs
 
 PARITY_MEM_TOL = 1e-5   # relative RMS of the final membrane
 PARITY_GRAD_TOL = 1e-5  # relative RMS of dL/dx, fused vs reference
-OWN = ("fused", "reference", "reference+compile")  # held to the strict checks above
+# flashsnn's own paths: held to the strict checks above, and run in every dtype.
+OWN = ("fused", "fused+learn", "reference", "reference+compile")
 OTHER_SPIKE_FRACTION = 1e-4  # other libraries: spikes allowed to differ
 OTHER_MEM_TOL = 1e-2
 
@@ -181,8 +182,7 @@ def run_case(case: Case, impls, args, bar) -> list[dict]:
     rows, ready = [], []
     for impl in impls:
         why = impl.available(args.device)
-        if not why and impl.name != "fused" and not impl.yardstick and \
-                case.dtype != "float32" and impl.name not in ("reference", "reference+compile"):
+        if not why and case.dtype != "float32" and impl.name not in OWN and not impl.yardstick:
             why = "float32 only"
         if why:
             rows.append({"case": case.label, "impl": impl.name, "skipped": why})
