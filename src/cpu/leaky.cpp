@@ -231,16 +231,17 @@ class OutRow {
   int64_t done_ = 0;
 };
 
-// Per-thread block state: `arrays` arrays of kBlock floats starting `shift`
-// floats past a line (kBlock floats are whole lines, so every array shares
-// it), after one line-aligned chunk buffer of kChunk floats.
+// Per-thread block state: `chunks` line-aligned chunk buffers of kChunk
+// floats, then `arrays` arrays of kBlock floats starting `shift` floats past
+// a line (kBlock floats are whole lines, so every array shares it).
 struct Scratch {
   std::vector<float> mem;
   float* chunk;
   float* state;
-  Scratch(int arrays, int64_t shift) : mem(kChunk + size_t(arrays) * kBlock + 32, 0.0f) {
+  Scratch(int chunks, int arrays, int64_t shift)
+      : mem(size_t(chunks) * kChunk + size_t(arrays) * kBlock + 32, 0.0f) {
     chunk = align_line(mem.data());
-    state = chunk + kChunk + shift;
+    state = chunk + chunks * kChunk + shift;
   }
   float* array(int i) const { return state + i * kBlock; }
 };
@@ -297,7 +298,7 @@ FS_CPU_CLONES void forward_range(
     const FwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
   const LineGrid grid(a.x, N);
-  Scratch buf(3, grid.state_shift(i0));
+  Scratch buf(0, 3, grid.state_shift(i0));
   float *ub = buf.array(0), *bb = buf.array(1), *tb = buf.array(2);
   OutRow<T> spk, mem;
   OutRow<float> h, u;
@@ -411,7 +412,7 @@ FS_CPU_CLONES void backward_range(
     const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   const int64_t N = a.d.N;
   const LineGrid grid(a.h, N);
-  Scratch buf(7, grid.state_shift(i0));
+  Scratch buf(1, 7, grid.state_shift(i0));
   float *sg = buf.chunk, *gu = buf.array(0), *gb = buf.array(1), *gt = buf.array(2),
         *bb = buf.array(3), *bm = buf.array(4), *tb = buf.array(5), *m0 = buf.array(6);
   const std::vector<T> zeros(kChunk, static_cast<T>(0.0f));
