@@ -53,9 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--budget", type=float, default=10.0,
                    help="seconds per measurement at most; slow ones get fewer passes (>= 3)")
-    p.add_argument("--mlx-cache-limit", type=int, default=None, metavar="MB",
-                   help="MLX buffer-cache limit for the run, in MB (default: 1024 on the CPU, "
-                        "where MLX keeps only 32 MB; MLX's own on a GPU; -1: MLX's own)")
+    p.add_argument("--mlx-cache-limit", type=int, default=-1, metavar="MB",
+                   help="MLX buffer-cache limit for the run, in MB (default and -1: MLX's "
+                        "own, which keeps 32 MB of freed buffers on the CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=Path, default=Path("flashsnn-bench.json"),
                    help="JSON results (a .md table is written beside it)")
@@ -271,15 +271,24 @@ def table(rows: list[dict], info: dict) -> str:
 
 
 def set_cache_limit(mb: int) -> None:
-    """MLX's CPU allocator caches only 32 MB of freed buffers. A layer at
-    T=100 B=32 N=1024 frees three 13 MB arrays per forward+backward, so one
-    of them goes back to malloc on every call, and once the heap trims it
-    (after torch and snntorch are imported, for one) each call faults in
-    13 MB of fresh pages: 12.3 instead of 4.1 ms, 7.5 ms of it in the kernel.
-    A larger cache holds every implementation's buffers alike, so the table
-    measures kernels rather than the heap's history. -1 leaves MLX's own."""
+    """MB >= 0 sets MLX's buffer-cache limit for every implementation alike;
+    -1 (the default) leaves MLX's own, as users run it: 32 MB of freed
+    buffers on the CPU. A larger cache keeps buffers of 13 MB (T=100 B=32
+    N=1024) from going back to malloc, and speeds the per-step loops up more
+    than the fused op: with 1024 MB mlx-snn's loop took 234-276 ms instead
+    of 336-347 ms, the fused op 2.9-3.2 ms instead of 2.7-3.5 ms (2026-11-23,
+    2-core EPYC; docs/design.md, CPU kernel)."""
     if mb >= 0:
         mx.set_cache_limit(mb << 20)
+
+
+def cache_limit_label(mb: int) -> str:
+    """The limit the run used, for the table's first line."""
+    if mb >= 0:
+        return f"{mb} MB"
+    own = mx.set_cache_limit(0)  # set_cache_limit returns the limit it replaces
+    mx.set_cache_limit(own)
+    return f"{own >> 20} MB (MLX's own)"
 
 
 def run(args) -> int:
@@ -292,8 +301,6 @@ def run(args) -> int:
     if args.rounds < 1:
         print(f"[bench] --rounds must be at least 1; got {args.rounds}", file=sys.stderr)
         return 2
-    if args.mlx_cache_limit is None:
-        args.mlx_cache_limit = 1024 if args.device == "cpu" else -1
     if args.mlx_cache_limit < -1:
         print(f"[bench] --mlx-cache-limit takes MB >= 0, or -1 for MLX's own; "
               f"got {args.mlx_cache_limit}", file=sys.stderr)
@@ -322,8 +329,7 @@ def run(args) -> int:
             return 2
         impls = [i for i in impls if i.name in args.impls or i.yardstick]
     info = machine_info(args.device)
-    if args.mlx_cache_limit >= 0:
-        info["mlx cache limit"] = f"{args.mlx_cache_limit} MB"
+    info["mlx cache limit"] = cache_limit_label(args.mlx_cache_limit)
     rows = []
     with tqdm(total=len(cases) * len(impls) * 2 * args.rounds, unit="pass", file=sys.stderr,
               disable=args.no_progress) as bar:
