@@ -6,8 +6,8 @@
 // The helper threads stay between calls (Workers) and busy-wait a little
 // before they sleep. On that machine (a VM: waking a sleeping vCPU costs an
 // interrupt and a VM exit) one parallel region with nothing in it took
-// 45-51 us when it started and joined a std::thread, 46-72 us when it woke
-// a worker sleeping on a condition variable, and 7-8 us when the worker was
+// 45-51 us when it started and joined a std::thread, 46-73 us when it woke
+// a worker sleeping on a condition variable, and 7-9 us when the worker was
 // still spinning. A forward+backward runs two regions back to back, so the
 // worker that ran the forward catches the backward while it spins: whole
 // calls (medians over 8 alternating processes, three runs) at T=25 B=128
