@@ -47,16 +47,13 @@ def _timed(run: dict) -> dict:
 def summarize(runs: list[dict]) -> list[dict]:
     """One entry per (case, impl, pass) timed in any run: for each field the
     values run by run (None where a run lacks it) and their median, min, max."""
-    keys: list[tuple] = []
-    for run in runs:
-        for k in _timed(run):
-            if k not in keys:
-                keys.append(k)
+    timed = [_timed(run) for run in runs]
+    keys = list(dict.fromkeys(k for t in timed for k in t))  # first-seen order
     out = []
     for k in keys:
         entry = {"case": k[0], "impl": k[1], "pass": k[2]}
         for field, _ in FIELDS:
-            vals = [_timed(run).get(k, {}).get(field) for run in runs]
+            vals = [t.get(k, {}).get(field) for t in timed]
             have = [v for v in vals if v is not None]
             entry[field] = {"runs": vals, "n": len(have),
                             "median": statistics.median(have) if have else None,
@@ -73,8 +70,7 @@ def _cell(s: dict) -> str:
 
 
 def table(runs: list[dict], summary: list[dict]) -> str:
-    machines = sorted({json.dumps({k: v for k, v in r["machine"].items()}, sort_keys=True)
-                       for r in runs})
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in runs}
     lines = [f"# spread of {len(runs)} `flashsnn bench` runs"
              + ("" if len(machines) == 1 else f" on {len(machines)} different machine setups"),
              "", "First run's machine: " + ", ".join(f"{k} {v}" for k, v in
