@@ -19,8 +19,8 @@ def _run(path, fused_ms, x2_ms, other_ms, machine=None):
     for impl, ms in (("fused", fused_ms), ("mlx-snn", other_ms), ("x*2", x2_ms)):
         rows.append({"case": CASE, "impl": impl, "pass": "fwd+bwd" if impl != "x*2" else "fwd",
                      "median_ms": ms, "vs_fused": ms / fused_ms, "vs_x2": ms / x2_ms,
-                     "parity_ok": True})
-    path.write_text(json.dumps({"machine": machine or {"cpu": "test", "cores": 2},
+                     "parity_ok": True, "yardstick": impl == "x*2"})
+    path.write_text(json.dumps({"machine": machine or {"device": "cpu", "cpu": "test"},
                                 "rows": rows, "command": "test"}))
     return path
 
@@ -72,8 +72,8 @@ def test_a_failed_parity_check_is_not_a_time(tmp_path):
 
 
 def test_machines_that_differ_are_named(tmp_path):
-    files = [_run(tmp_path / "a.json", 2.0, 1.0, 300.0, {"cpu": "one"}),
-             _run(tmp_path / "b.json", 2.0, 1.0, 300.0, {"cpu": "two"})]
+    files = [_run(tmp_path / "a.json", 2.0, 1.0, 300.0, {"device": "cpu", "cpu": "one"}),
+             _run(tmp_path / "b.json", 2.0, 1.0, 300.0, {"device": "cpu", "cpu": "two"})]
     runs = spread.load(files)
     assert "on 2 different machine setups" in spread.table(runs, spread.summarize(runs))
 

@@ -20,6 +20,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from .runner import headline
+
 # per-run fields summarized, with their column titles
 FIELDS = (("median_ms", "median ms"), ("vs_fused", "x fused"), ("vs_x2", "x (x*2)"))
 
@@ -51,7 +53,9 @@ def summarize(runs: list[dict]) -> list[dict]:
     keys = list(dict.fromkeys(k for t in timed for k in t))  # first-seen order
     out = []
     for k in keys:
-        entry = {"case": k[0], "impl": k[1], "pass": k[2]}
+        row = next(t[k] for t in timed if k in t)
+        entry = {"case": k[0], "impl": k[1], "pass": k[2],
+                 "yardstick": bool(row.get("yardstick"))}
         for field, _ in FIELDS:
             vals = [t.get(k, {}).get(field) for t in timed]
             have = [v for v in vals if v is not None]
@@ -73,8 +77,7 @@ def table(runs: list[dict], summary: list[dict]) -> str:
     machines = {json.dumps(r["machine"], sort_keys=True) for r in runs}
     lines = [f"# spread of {len(runs)} `flashsnn bench` runs"
              + ("" if len(machines) == 1 else f" on {len(machines)} different machine setups"),
-             "", "First run's machine: " + ", ".join(f"{k} {v}" for k, v in
-                                                   runs[0]["machine"].items()), "",
+             "", "First run: " + headline(runs[0]["machine"]).lstrip("# "), "",
              "Median over the runs (min-max); every ratio is taken within its own run.", "",
              "| case | pass | implementation | runs | " + " | ".join(t for _, t in FIELDS) + " |",
              "|---|---|---|---:|" + "---:|" * len(FIELDS)]
@@ -84,8 +87,7 @@ def table(runs: list[dict], summary: list[dict]) -> str:
     # The fused op run by run: its time, its x*2 ratio, and how many times
     # faster it was than each other implementation in that run.
     fused = [e for e in summary if e["impl"] == "fused"]
-    others = [e for e in summary if e["impl"] != "fused" and e["vs_x2"]["n"] and
-              e["impl"] != "x*2"]
+    others = [e for e in summary if e["impl"] != "fused" and not e["yardstick"]]
     for f in fused:
         vs = [o for o in others if (o["case"], o["pass"]) == (f["case"], f["pass"])]
         lines += ["", f"{f['case']} {f['pass']}, run by run:", "",
