@@ -3,11 +3,12 @@
 //
 // MLX records kernels into a CUDA graph: set_input_array / set_output_array
 // declare the dependencies, add_kernel_node_raw adds the launch, and MLX
-// commits the graph itself. Outputs come from mx::allocator::malloc (MLX's
-// stream-ordered allocator is not exported from libmlx.so).
-#include "mlx/allocator.h"
+// commits the graph itself. Outputs come from flashsnn's own stream-ordered
+// device pool (buffers.cpp): MLX's is not exported from libmlx.so, and
+// mx::allocator::malloc gives managed memory.
 #include "mlx/backend/cuda/device.h"
 
+#include "../src/ops/buffers.h"
 #include "../src/ops/common.h"
 #include "../src/ops/leaky.h"
 #include "leaky.h"
@@ -34,7 +35,7 @@ mx::cu::CommandEncoder& prepare(mx::Stream s, const std::vector<mx::array>& inpu
     enc.set_input_array(in);
   }
   for (auto& out : outputs) {
-    out.set_data(mx::allocator::malloc(out.nbytes()));
+    alloc_output(out, s);
     enc.set_output_array(out);
   }
   return enc;

@@ -5,9 +5,9 @@
 // emulator runs over the same kernel source (tests/metal); what is left here
 // is allocating the outputs and handing a plan to MLX's Metal command
 // encoder, the only part not exercised off Apple hardware.
-#include "mlx/allocator.h"
 #include "mlx/backend/metal/device.h"
 
+#include "../src/ops/buffers.h"
 #include "../src/ops/common.h"
 #include "../src/ops/leaky.h"
 #include "embedded.h"
@@ -86,8 +86,8 @@ void encode(const fm::Plan& plan, const fm::EmbeddedSource& src, const mx::Strea
   enc.dispatch_threads(MTL::Size(plan.grid, 1, 1), MTL::Size(group, 1, 1));
 }
 
-void alloc_outputs(std::vector<mx::array>& outputs) {
-  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+void alloc_outputs(std::vector<mx::array>& outputs, const mx::Stream& s) {
+  for (auto& o : outputs) alloc_output(o, s);
 }
 
 }  // namespace
@@ -95,7 +95,7 @@ void alloc_outputs(std::vector<mx::array>& outputs) {
 void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
                             std::vector<mx::array>& outputs) {
   for (const auto& in : inputs) check_row_contiguous("leaky", in);
-  alloc_outputs(outputs);
+  alloc_outputs(outputs, stream());
   const auto& x = inputs[0];
   const LeakyDims d = leaky_dims(x, inputs[1], inputs[2], inputs[3]);
   encode(fm::leaky_forward_plan(leaky_launch(opts_, d, x.dtype())), fm::leaky_metal_source,
@@ -105,7 +105,7 @@ void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
 void LeakyBackward::eval_gpu(const std::vector<mx::array>& inputs,
                              std::vector<mx::array>& outputs) {
   for (const auto& in : inputs) check_row_contiguous("leaky", in);
-  alloc_outputs(outputs);
+  alloc_outputs(outputs, stream());
   const size_t k = opts_.saves_u() ? 2 : 1;  // [h, (u), mem, beta, threshold, dspk, dmem]
   const LeakyDims d = leaky_dims(inputs[0], inputs[k], inputs[k + 1], inputs[k + 2]);
   encode(fm::leaky_backward_plan(leaky_launch(opts_, d, inputs[k + 3].dtype())),

@@ -4,9 +4,11 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
+#include <nanobind/stl/tuple.h>
 
 #include "mlx/version.h"
 
+#include "ops/buffers.h"
 #include "ops/leaky.h"
 #include "step/common.h"
 
@@ -44,6 +46,21 @@ NB_MODULE(_ext, m) {
       },
       "id"_a, "v"_a, "spike"_a, "a"_a, "b"_a,
       "fs::surrogate_grad from src/step/common.h, one value (for tests).");
+
+  // flashsnn's own output-buffer cache (src/ops/buffers.h), per device.
+  m.def(
+      "memory_stats",
+      [](const mx::Device& d) {
+        auto st = flashsnn::memory_stats(d);
+        return std::make_tuple(st.active, st.peak, st.cached, st.limit);
+      },
+      "device"_a, "(active, peak, cached, limit) bytes of flashsnn's buffer cache on device.");
+  m.def("reset_peak_memory", [](const mx::Device& d) { flashsnn::reset_peak_memory(d); },
+        "device"_a);
+  m.def("set_cache_limit",
+        [](const mx::Device& d, size_t bytes) { return flashsnn::set_cache_limit(d, bytes); },
+        "device"_a, "bytes"_a, "Returns the previous limit.");
+  m.def("clear_cache", [](const mx::Device& d) { flashsnn::clear_cache(d); }, "device"_a);
 
   m.def(
       "leaky",

@@ -12,10 +12,10 @@ fused op and takes over wherever no kernel applies.
 import mlx.core  # noqa: F401  (loads libmlx before _ext needs it)
 
 from . import _backend, nn, ops, reference, surrogate
-from . import data, encoding, functional, models, train
+from . import data, encoding, functional, memory, models, train
 from ._backend import fused_unavailable_reason, gpu_backend
 
 __version__ = "0.1.0"
 
-__all__ = ["nn", "ops", "reference", "surrogate", "encoding", "functional", "data", "models",
-           "train", "gpu_backend", "fused_unavailable_reason", "__version__"]
+__all__ = ["nn", "ops", "reference", "surrogate", "encoding", "functional", "data", "memory",
+           "models", "train", "gpu_backend", "fused_unavailable_reason", "__version__"]

@@ -48,10 +48,10 @@
 #include <emmintrin.h>
 #endif
 
-#include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/dtype_utils.h"
 
+#include "../ops/buffers.h"
 #include "../ops/common.h"
 #include "../ops/dispatch.h"
 #include "../ops/leaky.h"
@@ -485,8 +485,8 @@ FS_CPU_CLONES void backward_range(
   fence_streams(a.stream);
 }
 
-void alloc_outputs(std::vector<mx::array>& outputs) {
-  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+void alloc_outputs(std::vector<mx::array>& outputs, const mx::Stream& s) {
+  for (auto& o : outputs) alloc_output(o, s);
 }
 
 }  // namespace
@@ -495,7 +495,7 @@ void LeakyForward::eval_cpu(const std::vector<mx::array>& inputs,
                             std::vector<mx::array>& outputs) {
   const auto& x = inputs[0];
   for (const auto& in : inputs) check_row_contiguous("leaky", in);
-  alloc_outputs(outputs);
+  alloc_outputs(outputs, stream());
   auto& enc = mx::cpu::get_command_encoder(stream());
   for (const auto& in : inputs) enc.set_input_array(in);
   for (auto& out : outputs) enc.set_output_array(out);
@@ -525,7 +525,7 @@ void LeakyForward::eval_cpu(const std::vector<mx::array>& inputs,
 void LeakyBackward::eval_cpu(const std::vector<mx::array>& inputs,
                              std::vector<mx::array>& outputs) {
   for (const auto& in : inputs) check_row_contiguous("leaky", in);
-  alloc_outputs(outputs);
+  alloc_outputs(outputs, stream());
   auto& enc = mx::cpu::get_command_encoder(stream());
   for (const auto& in : inputs) enc.set_input_array(in);
   for (auto& out : outputs) enc.set_output_array(out);
