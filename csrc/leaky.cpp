@@ -84,6 +84,7 @@ void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
 
 void LeakyBackward::eval_gpu(const std::vector<mx::array>& inputs,
                              std::vector<mx::array>& outputs) {
+  check_backward_inputs(inputs, opts_);
   auto& enc = prepare(stream(), inputs, outputs);
   // [h, (u), mem, beta, threshold, dspk, dmem] (src/ops/leaky.h)
   const size_t k = opts_.saves_u() ? 2 : 1;
@@ -102,6 +103,8 @@ void LeakyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   p.dbeta = mx::gpu_ptr<float>(outputs[2]);
   p.dth = mx::gpu_ptr<float>(outputs[3]);
   set_dims(p, leaky_dims(h, inputs[k], inputs[k + 1], inputs[k + 2]));
+  p.dspk_step = opts_.dspk_row ? 0 : p.N;
+  p.dmem_step = opts_.dmem_row ? 0 : p.N;
   p.mem_all = opts_.mem_all;
   p.detach = opts_.detach;
   p.g = opts_.surrogate;

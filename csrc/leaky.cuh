@@ -350,10 +350,12 @@ FS_FN void backward_steps(const LeakyBwdParams& p, int64_t i, int64_t t_hi, BwdS
   const bool has_prev = B > 1 || t_hi > 0;  // true unless this is step 0
   FS_UNROLL
   for (int j = 0; j < B; ++j) {
-    const int64_t o = o0 - j * N;
+    const int64_t o = o0 - j * N, t = t_hi - j;
     if (has_prev) load<float, V>(p.h + o - N, hv[j + 1]);
-    dvp[j] = load_packed<T, V>(static_cast<const T*>(p.dspk) + o);
-    if (p.mem_all) dmp[j] = load_packed<T, V>(static_cast<const T*>(p.dmem) + o);
+    dvp[j] = load_packed<T, V>(static_cast<const T*>(p.dspk) + t * p.dspk_step + i);
+    if (p.mem_all) {
+      dmp[j] = load_packed<T, V>(static_cast<const T*>(p.dmem) + t * p.dmem_step + i);
+    }
     if (MODE == fs::kImmediate && has_prev) load<float, V>(p.u + o - N, uv[j]);
   }
   FS_UNROLL

@@ -37,13 +37,16 @@ struct LeakyBwdParams {
   const float* mem;   // [P_mem]
   const float* beta;  // [P_beta], unclamped (the clamp's mask needs it)
   const float* th;    // [P_th]
-  const void* dspk;   // [T, N], x's dtype
-  const void* dmem;   // [N], or [T, N] when mem_all, x's dtype
+  const void* dspk;   // [T, N], x's dtype (one row [N] when dspk_step is 0)
+  const void* dmem;   // [N], or [T, N] when mem_all, x's dtype (a row if dmem_step is 0)
   void* dx;           // [T, N], x's dtype
   float* dmem0;       // [N] per-neuron partials (the op sums them to P_mem)
   float* dbeta;       // [N]
   float* dth;         // [N]
   int64_t T, N, P_mem, P_beta, P_th;
+  // Elements between steps of dspk and (mem_all) dmem: N, or 0 for a
+  // cotangent that is one row, the same at every step (LeakyOptions).
+  int64_t dspk_step, dmem_step;
   int mem_all;
   int detach;
   fs::Surrogate g;

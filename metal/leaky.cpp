@@ -40,6 +40,8 @@ fm::LeakyLaunch leaky_launch(const LeakyOptions& o, const LeakyDims& d, mx::Dtyp
   l.surrogate_b = o.surrogate.b;
   l.mem_all = o.mem_all;
   l.save = o.save;
+  l.dspk_row = o.dspk_row;
+  l.dmem_row = o.dmem_row;
   l.T = d.T;
   l.N = d.N;
   l.P_mem = d.P_mem;

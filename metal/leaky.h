@@ -20,6 +20,9 @@ struct LeakyLaunch {
   float surrogate_b = 0.0f;
   bool mem_all = false;
   bool save = true;  // forward: write h (and u for kImmediate)
+  // Backward: dspk / (mem_all) dmem is one row [N] read at every step.
+  bool dspk_row = false;
+  bool dmem_row = false;
   int64_t T = 0, N = 0, P_mem = 1, P_beta = 1, P_th = 1;
   Dtype dtype = Dtype::kFloat32;
 
@@ -36,6 +39,8 @@ enum LeakyConstant : int {
   kFcMemAll = 2,
   kFcSaveH = 3,
   kFcSaveU = 4,
+  kFcDspkRow = 5,
+  kFcDmemRow = 6,
 };
 
 namespace detail {
@@ -95,10 +100,12 @@ inline Plan leaky_backward_plan(const LeakyLaunch& l) {
   p.constants = {FunctionConstant::integer(kFcSurrogate, l.surrogate_id),
                  FunctionConstant::boolean(kFcDetach, l.detach),
                  FunctionConstant::boolean(kFcMemAll, l.mem_all),
-                 FunctionConstant::boolean(kFcSaveU, has_u)};
+                 FunctionConstant::boolean(kFcSaveU, has_u),
+                 FunctionConstant::boolean(kFcDspkRow, l.dspk_row),
+                 FunctionConstant::boolean(kFcDmemRow, l.dmem_row)};
   p.pipeline = p.kernel + "_sg" + std::to_string(l.surrogate_id) + "_detach" +
       std::to_string(int(l.detach)) + (l.mem_all ? "_memall" : "_memlast") + "_u" +
-      std::to_string(int(has_u));
+      std::to_string(int(has_u)) + "_rows" + std::to_string(int(l.dspk_row) + 2 * int(l.dmem_row));
   const int k = has_u ? 2 : 1;  // inputs after the saved h (and u)
   p.bindings.push_back(Binding::input(0, 0));  // h
   if (has_u) p.bindings.push_back(Binding::input(1, 1));  // u

@@ -33,6 +33,10 @@ constant bool fs_detach [[function_constant(1)]];
 constant bool fs_mem_all [[function_constant(2)]];  // membrane output [T, N], not [N]
 constant bool fs_save_h [[function_constant(3)]];   // forward writes h
 constant bool fs_save_u [[function_constant(4)]];   // forward writes u / backward reads it
+// Backward: dspk / (with mem_all) dmem is one row [N], the same at every step
+// (a .sum() loss's cotangent), read at offset i instead of t*N + i.
+constant bool fs_dspk_row [[function_constant(5)]];
+constant bool fs_dmem_row [[function_constant(6)]];
 
 template <typename T, int RESET, int MODE>
 void leaky_forward_thread(const device T* x,
@@ -109,10 +113,11 @@ void leaky_backward_thread(const device float* h,
       h_prev = h[o - n];
       u_prev = MODE == fs::kImmediate ? u[o - n] : fs::leaky_carried<RESET, MODE>(h_prev, th);
     }
-    const float dm = fs_mem_all ? static_cast<float>(dmem[o]) : 0.0f;
+    const float dm = fs_mem_all ? static_cast<float>(dmem[fs_dmem_row ? ulong(i) : o]) : 0.0f;
+    const float ds = static_cast<float>(dspk[fs_dspk_row ? ulong(i) : o]);
     const float sg = fs::leaky_slope<MODE>(g, h_t, th);
-    const fs::LeakyGrad r = fs::leaky_backward<RESET, MODE>(
-        h_t, u_prev, b, th, static_cast<float>(dspk[o]), gu + dm, sg, fs_detach);
+    const fs::LeakyGrad r =
+        fs::leaky_backward<RESET, MODE>(h_t, u_prev, b, th, ds, gu + dm, sg, fs_detach);
     dx[o] = static_cast<T>(r.dx);
     gu = r.du_prev;
     gb += r.dbeta;

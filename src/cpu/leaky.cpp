@@ -356,8 +356,8 @@ struct BwdArgs {
   const float* mem;
   const float* beta;
   const float* th;
-  const T* dspk;
-  const T* dmem;
+  const T* dspk;  // [T, N], or one row [N] when dspk_row
+  const T* dmem;  // [N], or [T, N] when mem_all (one row [N] when dmem_row)
   T* dx;
   float* dmem0;
   float* dbeta;
@@ -367,6 +367,8 @@ struct BwdArgs {
   fs::Surrogate g;
   bool detach;
   bool stream;
+  bool dspk_row;
+  bool dmem_row;
 };
 
 // sg[k] = leaky_slope(h[k]); the surrogate id is a template argument here so
@@ -450,24 +452,26 @@ FS_CPU_CLONES void backward_range(
         m = chunk_len(c, n, lead);
         const int64_t o = t * N + j0 + c;
         const float* ht = a.h + o;
-        const T* dm = a.mem_all ? a.dmem + o : zeros.data();
+        // A row cotangent is read at the step-0 offsets of every step.
+        const T* ds = a.dspk + (a.dspk_row ? o - t * N : o);
+        const T* dm = !a.mem_all ? zeros.data() : a.dmem + (a.dmem_row ? o - t * N : o);
         T* dxc = dx.chunk();
         if (t > 0) {
           prefetch_row(ht - N, m * sizeof(float));
-          prefetch_row(a.dspk + o - N, m * sizeof(T));
-          if (a.mem_all) prefetch_row(a.dmem + o - N, m * sizeof(T));
+          if (!a.dspk_row) prefetch_row(ds - N, m * sizeof(T));
+          if (a.mem_all && !a.dmem_row) prefetch_row(dm - N, m * sizeof(T));
         }
         slope_row<MODE>(a.g, ht, tb + c, sg, m);
         if (t == 0) {
-          backward_row<T, RESET, MODE, false, PARAMS>(ht, m0 + c, a.dspk + o, dm, bb + c,
+          backward_row<T, RESET, MODE, false, PARAMS>(ht, m0 + c, ds, dm, bb + c,
                                                       tb + c, sg, gu + c, gb + c, gt + c, dxc,
                                                       a.detach, m);
         } else if (MODE == fs::kImmediate) {
-          backward_row<T, RESET, MODE, false, PARAMS>(ht, a.u + o - N, a.dspk + o, dm, bb + c,
+          backward_row<T, RESET, MODE, false, PARAMS>(ht, a.u + o - N, ds, dm, bb + c,
                                                       tb + c, sg, gu + c, gb + c, gt + c, dxc,
                                                       a.detach, m);
         } else {
-          backward_row<T, RESET, MODE, true, PARAMS>(ht, ht - N, a.dspk + o, dm, bb + c,
+          backward_row<T, RESET, MODE, true, PARAMS>(ht, ht - N, ds, dm, bb + c,
                                                      tb + c, sg, gu + c, gb + c, gt + c, dxc,
                                                      a.detach, m);
         }
@@ -525,6 +529,7 @@ void LeakyForward::eval_cpu(const std::vector<mx::array>& inputs,
 void LeakyBackward::eval_cpu(const std::vector<mx::array>& inputs,
                              std::vector<mx::array>& outputs) {
   for (const auto& in : inputs) check_row_contiguous("leaky", in);
+  check_backward_inputs(inputs, opts_);
   alloc_outputs(outputs, stream());
   auto& enc = mx::cpu::get_command_encoder(stream());
   for (const auto& in : inputs) enc.set_input_array(in);
@@ -542,7 +547,7 @@ void LeakyBackward::eval_cpu(const std::vector<mx::array>& inputs,
                  inputs[k + 2].data<float>(), dspk.data<T>(), inputs[k + 4].data<T>(),
                  outputs[0].data<T>(), outputs[1].data<float>(), outputs[2].data<float>(),
                  outputs[3].data<float>(), d, o.mem_all, o.surrogate, o.detach,
-                 use_streaming_stores(outputs[0].nbytes())};
+                 use_streaming_stores(outputs[0].nbytes()), o.dspk_row, o.dmem_row};
     dispatch_reset_mode(o.reset, o.mode, [&](auto r, auto m) {
       dispatch_bool(o.param_grads, [&](auto params) {
         enc.dispatch([a]() {

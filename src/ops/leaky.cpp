@@ -2,8 +2,11 @@
 // Kernels: src/cpu/leaky.cpp, csrc/leaky.{cpp,cu}, metal/leaky.cpp.
 #include "leaky.h"
 
+#include <algorithm>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 
 #include "mlx/ops.h"
 
@@ -100,6 +103,38 @@ mx::array batch_param(const mx::array& p, int axis, const Shape_t& VS,
   return mx::broadcast_to(mx::reshape(q, shape, s), VS, s);
 }
 
+// A cotangent that is the same at every step, as one [*S] row; or none.
+// MLX's vjp of a reduction over time (.sum(), .mean(), .sum(0)) is a
+// Broadcast whose input has no time axis or a time axis of 1; an array
+// already evaluated with a step stride of 0 is one too.
+std::optional<mx::array> step_row(const mx::array& c, mx::Stream s) {
+  const Shape_t S(c.shape().begin() + 1, c.shape().end());
+  if (c.is_available()) {
+    if (c.strides()[0] != 0) return std::nullopt;
+    Shape_t start(c.ndim(), 0), stop = c.shape();
+    stop[0] = 1;
+    return mx::reshape(mx::slice(c, start, stop, s), S, s);
+  }
+  if (!c.has_primitive() || std::string(c.primitive().name()) != "Broadcast")
+    return std::nullopt;
+  auto in = c.inputs()[0];
+  if (in.ndim() == c.ndim()) {
+    if (in.shape(0) != 1) return std::nullopt;
+    in = mx::squeeze(in, 0, s);
+  }
+  return mx::broadcast_to(in, S, s);
+}
+
+// A row input of LeakyBackward ([*S], possibly vmapped along `axis`) as the
+// [T, *S] array it stands for; the vmapped axis moves one place right.
+mx::array expand_row(const mx::array& row, int& axis, int T, mx::Stream s) {
+  auto e = mx::expand_dims(row, 0, s);
+  auto shape = e.shape();
+  shape[0] = T;
+  if (axis >= 0) ++axis;
+  return mx::broadcast_to(e, shape, s);
+}
+
 int vmap_size(const std::vector<mx::array>& inputs,
               const std::vector<int>& axes) {
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -120,6 +155,16 @@ LeakyDims leaky_dims(const mx::array& x, const mx::array& mem,
   d.P_beta = beta.size();
   d.P_th = threshold.size();
   return d;
+}
+
+void check_backward_inputs(const std::vector<mx::array>& inputs, const LeakyOptions& o) {
+  const size_t k = o.saves_u() ? 2 : 1;
+  if (inputs.size() != k + 5) fail(kOp, "internal: the backward takes " + std::to_string(k + 5));
+  const int64_t TN = inputs[0].size(), N = TN / std::max<int64_t>(inputs[0].shape(0), 1);
+  const int64_t dspk = o.dspk_row ? N : TN;
+  const int64_t dmem = o.mem_all && !o.dmem_row ? TN : N;
+  if (int64_t(inputs[k + 3].size()) != dspk || int64_t(inputs[k + 4].size()) != dmem)
+    fail(kOp, "internal: cotangent sizes do not match the saved membrane's");
 }
 
 std::vector<mx::array> leaky_forward(const mx::array& x,
@@ -189,11 +234,22 @@ std::vector<mx::array> LeakyForward::vjp(
   // CPU backward then skips two accumulations per neuron and step.
   opts.param_grads = false;
   for (int a : argnums) opts.param_grads |= (a == 2 || a == 3);
-  std::vector<mx::array> inputs = saved;
   // Cotangents arrive in the outputs' dtype from MLX's own ops, but an
   // explicit mx.vjp may pass others; the kernel reads x's dtype.
-  inputs.insert(inputs.end(), {mem, beta, th, mx::astype(cotangents[0], x.dtype(), s),
-                               mx::astype(cotangents[1], x.dtype(), s)});
+  auto dspk = mx::astype(cotangents[0], x.dtype(), s);
+  auto dmem = mx::astype(cotangents[1], x.dtype(), s);
+  if (auto row = step_row(dspk, s)) {
+    opts.dspk_row = true;
+    dspk = *row;
+  }
+  if (opts.mem_all) {
+    if (auto row = step_row(dmem, s)) {
+      opts.dmem_row = true;
+      dmem = *row;
+    }
+  }
+  std::vector<mx::array> inputs = saved;
+  inputs.insert(inputs.end(), {mem, beta, th, dspk, dmem});
   // h (and u) come from the forward primitive, row-contiguous already.
   for (size_t j = saved.size(); j < inputs.size(); ++j) inputs[j] = kernel_input(inputs[j], s);
 
@@ -247,12 +303,21 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyBackward::vmap(
   int V = vmap_size(inputs, axes);
   // [h, (u), mem, beta, threshold, dspk, dmem]
   size_t k = opts_.saves_u() ? 2 : 1;
+  // Row cotangents become whole [T, *S] arrays again: the batched kernel
+  // reads one layout per input.
+  auto opts = opts_;
+  auto raw = inputs;
+  auto ax = axes;
+  const int T = inputs[0].shape(axes[0] == 0 ? 1 : 0);
+  if (opts.dspk_row) raw[k + 3] = expand_row(raw[k + 3], ax[k + 3], T, s);
+  if (opts.dmem_row) raw[k + 4] = expand_row(raw[k + 4], ax[k + 4], T, s);
+  opts.dspk_row = opts.dmem_row = false;
   std::vector<mx::array> in;
-  for (size_t j = 0; j < k; ++j) in.push_back(batch_at(inputs[j], axes[j], 1, V, s));
+  for (size_t j = 0; j < k; ++j) in.push_back(batch_at(raw[j], ax[j], 1, V, s));
   auto VS = neuron_shape(in[0]);
-  for (size_t j = k; j < k + 3; ++j) in.push_back(batch_param(inputs[j], axes[j], VS, s));
-  in.push_back(batch_at(inputs[k + 3], axes[k + 3], 1, V, s));
-  in.push_back(batch_at(inputs[k + 4], axes[k + 4], opts_.mem_all ? 1 : 0, V, s));
+  for (size_t j = k; j < k + 3; ++j) in.push_back(batch_param(raw[j], ax[j], VS, s));
+  in.push_back(batch_at(raw[k + 3], ax[k + 3], 1, V, s));
+  in.push_back(batch_at(raw[k + 4], ax[k + 4], opts.mem_all ? 1 : 0, V, s));
   for (auto& a : in) a = kernel_input(a, s);
 
   const auto& h = in[0];
@@ -261,7 +326,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyBackward::vmap(
   auto grads = mx::array::make_arrays(
       {h.shape(), part(in[k]), part(in[k + 1]), part(in[k + 2])},
       {inputs[k + 3].dtype(), mx::float32, mx::float32, mx::float32},
-      std::make_shared<LeakyBackward>(s, opts_), in);
+      std::make_shared<LeakyBackward>(s, opts), in);
   // Partials come out over V*N neurons in [V, *S] order; per vmapped slice
   // they must be [N/P, P] with P the slice's own input size.
   int n = int(NV / V);

@@ -26,12 +26,19 @@ struct LeakyOptions {
   // (vjp's argnums). Without, the CPU backward skips their accumulation and
   // writes zero partials; the GPU kernels compute them regardless.
   bool param_grads = true;
+  // Backward only: the spike cotangent (dspk_row) or, with mem_all, the
+  // membrane's (dmem_row) is one [*S] row, the same at every step, read with
+  // a step stride of 0. A .sum() loss, or a sum of the spikes over time (the
+  // rate losses), gives such a cotangent; materialized it was one more
+  // [T, *S] array written and read per call (13 MB at T=100 B=32 N=1024).
+  bool dspk_row = false;
+  bool dmem_row = false;
 
   bool operator==(const LeakyOptions& o) const {
     return reset == o.reset && mode == o.mode && detach == o.detach &&
         surrogate.id == o.surrogate.id && surrogate.a == o.surrogate.a &&
         surrogate.b == o.surrogate.b && mem_all == o.mem_all && save == o.save &&
-        param_grads == o.param_grads;
+        param_grads == o.param_grads && dspk_row == o.dspk_row && dmem_row == o.dmem_row;
   }
   // kImmediate needs the carried membrane u besides h (src/step/leaky.h).
   bool saves_u() const {
@@ -99,7 +106,8 @@ class LeakyForward : public mx::Primitive {
 };
 
 // inputs: h [T,S] f32, (u [T,S] f32 when opts.saves_u()), mem [Pm] f32,
-//         beta [Pb] f32, threshold [Pt] f32, dspk [T,S], dmem ([S] or [T,S])
+//         beta [Pb] f32, threshold [Pt] f32, dspk [T,S] ([S] when
+//         opts.dspk_row), dmem ([S], or [T,S] when mem_all and not dmem_row)
 // outputs: dx [T,S] (x's dtype), then per-neuron partials (sums over T)
 //          dmem [N/Pm, Pm], dbeta [N/Pb, Pb], dthreshold [N/Pt, Pt], all f32;
 //          the op sums axis 0 with MLX's (deterministic) reduction.
@@ -136,5 +144,10 @@ class LeakyBackward : public mx::Primitive {
 // Shapes and sizes shared by the op and every backend's eval.
 LeakyDims leaky_dims(const mx::array& x_or_h, const mx::array& mem,
                      const mx::array& beta, const mx::array& threshold);
+
+// Every backend's LeakyBackward eval: the cotangents hold as many elements
+// as the options say the kernel reads (a row: N; else T * N, or N for the
+// last membrane), so that no kernel reads past an input.
+void check_backward_inputs(const std::vector<mx::array>& inputs, const LeakyOptions& o);
 
 }  // namespace flashsnn

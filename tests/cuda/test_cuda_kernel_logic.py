@@ -59,7 +59,7 @@ class Surrogate(ctypes.Structure):
 class BwdParams(ctypes.Structure):
     _fields_ = [(n, c_void_p) for n in ("h", "u", "mem", "beta", "th", "dspk", "dmem", "dx",
                                         "dmem0", "dbeta", "dth")] + \
-        [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th")] + \
+        [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th", "dspk_step", "dmem_step")] + \
         [("mem_all", c_int), ("detach", c_int), ("g", Surrogate)]
 
 
@@ -163,17 +163,21 @@ def host_forward(lib, args, dtype_id, reset, mode, mem_all, vec, sm_count=1):
 
 
 def host_backward(lib, saved, args, dspk, dmem, dtype_id, reset, mode, mem_all, sur, detach,
-                  vec, sm_count=1):
+                  vec, sm_count=1, dspk_row=False, dmem_row=False):
+    """dspk_row / dmem_row: that cotangent is one row [N] read at every step
+    (step stride 0), as the glue passes a .sum() loss's cotangent."""
     h, u = saved
     _, mem, beta, th = args
     T, N = h.shape
     f32 = [aligned_copy(np.array(a).reshape(-1)) for a in (mem, beta, th)]
-    ds, dm = to_np(dspk.reshape(T, N)), to_np(dmem.reshape(-1))
+    ds = to_np(dspk.reshape(N if dspk_row else (T, N)))
+    dm = to_np(dmem.reshape(-1))
     dx = aligned_empty((T, N), ds.dtype)
     part = [aligned_empty((N,), np.float32) for _ in range(3)]
     p = BwdParams(ptr(h), ptr(u), ptr(f32[0]), ptr(f32[1]), ptr(f32[2]), ptr(ds), ptr(dm),
                   ptr(dx), ptr(part[0]), ptr(part[1]), ptr(part[2]), T, N, f32[0].size,
-                  f32[1].size, f32[2].size, int(mem_all), int(detach), Surrogate(*sur))
+                  f32[1].size, f32[2].size, 0 if dspk_row else N, 0 if dmem_row else N,
+                  int(mem_all), int(detach), Surrogate(*sur))
     used = lib.fs_leaky_backward(ctypes.byref(p), dtype_id, reset, mode, sm_count, vec)
     assert used in (1, 4) and (vec == 0 or used == vec)
     return dx, part
@@ -336,6 +340,36 @@ def test_backward_matches_cpu_kernel(lib, reset, mode, dtype):
                         assert close(g, ref, dtype), f"{what} differs: {case} {diff(g, ref)}"
                     else:
                         assert same_bits(g, ref), f"{what} differs: {case} {diff(g, ref)}"
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_backward_row_cotangents_match_dense(lib, dtype):
+    """Cotangents that are one row read at every step (step stride 0) give
+    bitwise the gradients of the same values laid out over all T steps."""
+    dtype_id, mdt = DTYPES[dtype]
+    sur = SURROGATES["atan"]
+    for k, (T, N, mem_all, mode) in enumerate([(63, 512, False, 0), (40, 33, True, 1),
+                                               (17, 500, True, 2)]):
+        args = inputs(T, N, mdt, "mixed", seed=50 + k)
+        rng = np.random.default_rng(200 + k)
+        row_s = mx.array(rng.normal(size=(N,)).astype(np.float32)).astype(mdt)
+        row_m = mx.array(rng.normal(size=(N,)).astype(np.float32)).astype(mdt)
+        S = args[0].shape[1:]
+        full = lambda r: mx.array(np.broadcast_to(np.array(r.astype(mx.float32)), (T, N)).copy()
+                                  ).astype(mdt).reshape(args[0].shape)
+        dmem = full(row_m) if mem_all else row_m.reshape(S)
+        _, grads = mx.vjp(lambda *a: cpu_leaky(a, 0, mode, mem_all, sur, False), list(args),
+                          [full(row_s), dmem])
+        for vec in vec_widths(N):
+            _, _, _, h, u = host_forward(lib, args, dtype_id, 0, mode, mem_all, vec)
+            dx, part = host_backward(lib, (h, u), args, row_s, row_m if mem_all else dmem,
+                                     dtype_id, 0, mode, mem_all, sur, False, vec,
+                                     dspk_row=True, dmem_row=mem_all)
+            got = [from_np(dx, mdt).reshape(args[0].shape)] + \
+                  [reduce_partial(pt, a) for pt, a in zip(part, args[1:])]
+            for what, g, ref in zip(("dx", "dmem", "dbeta", "dthreshold"), got, grads):
+                case = f"T={T} N={N} mem_all={mem_all} mode={mode} vec={vec}"
+                assert same_bits(g, ref), f"{what} differs: {case} {diff(g, ref)}"
 
 
 def test_auto_shape_matches(lib):

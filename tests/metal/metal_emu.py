@@ -176,7 +176,7 @@ class Emulator:
         L.fsemu_kernel_name.restype = ctypes.c_char_p
         L.fsemu_kernel_name.argtypes = [ctypes.c_int]
         launch = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
-                  ctypes.c_float, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                  ctypes.c_float, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
         L.fsemu_leaky_plan.argtypes = [*launch, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_int]
         L.fsemu_leaky_run.argtypes = [*launch, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int),
@@ -191,7 +191,8 @@ class Emulator:
     def _launch(backward, o: dict, dims: tuple, dtype: str) -> list:
         return [int(backward), o["reset"], o["mode"], int(o.get("detach", False)),
                 o.get("surrogate_id", 0), o.get("surrogate_a", 2.0), o.get("surrogate_b", 0.0),
-                int(o.get("mem_all", False)), int(o.get("save", True)), *dims, DTYPES[dtype]]
+                int(o.get("mem_all", False)), int(o.get("save", True)),
+                int(o.get("dspk_row", False)) | 2 * int(o.get("dmem_row", False)), *dims, DTYPES[dtype]]
 
     def leaky_plan(self, backward: bool, opts: dict, dims: tuple, dtype: str = "float32",
                    max_threads: int = 1024) -> dict:

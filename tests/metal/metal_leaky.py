@@ -57,11 +57,14 @@ def _reduce(partial: np.ndarray, p: mx.array, N: int) -> mx.array:
 
 
 def emulated_leaky(emu, x, mem, beta, threshold, cot_spk, cot_mem, *, order=0, max_threads=1024,
-                   save=True, ftz=False, **kw):
+                   save=True, ftz=False, rows=False, **kw):
     """(spk, mem_out, grads, partials): grads = {"x", "mem", "beta",
     "threshold"} for the kernel-form arrays (the tests pass suffix-shaped
     float32 ones), partials = the per-neuron sums over T that the backward
-    kernel writes, shaped [*S], before the op's mx.sum."""
+    kernel writes, shaped [*S], before the op's mx.sum. rows: the [T, *S]
+    cotangents are the same at every step, and the backward reads step 0's
+    row alone (dspk_row, and dmem_row with output_mem="all"), as the op
+    passes a .sum() loss's cotangent."""
     a, opts = options(x, mem, beta, threshold, **kw)
     opts["save"] = save
     S, T = a.S, x.shape[0]
@@ -79,6 +82,10 @@ def emulated_leaky(emu, x, mem, beta, threshold, cot_spk, cot_mem, *, order=0, m
         return spk, mem_out, None, None
     dspk = to_np(cot_spk.astype(x.dtype)).reshape(T, N)
     dmem = to_np(cot_mem.astype(x.dtype)).reshape((T, N) if a.mem_all else (N,))
+    if rows:
+        opts.update(dspk_row=True, dmem_row=a.mem_all)
+        dspk = np.ascontiguousarray(dspk[0])
+        dmem = np.ascontiguousarray(dmem[0]) if a.mem_all else dmem
     bwd = emu.leaky_backward(fwd[2:], *params, dspk, dmem, opts, name, **launch)
     grads = {"x": from_np(bwd[0], x.dtype).reshape(x.shape)}
     partials = {}

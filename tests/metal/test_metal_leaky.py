@@ -120,6 +120,24 @@ def test_bitwise_equal_to_cpu_kernel(emu, reset, conv):
             assert ok, f"[{name}] d{key}: rel RMS {err:.3g}, max abs {mxabs:.3g}"
 
 
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("output_mem", ["last", "all"])
+def test_row_cotangents_equal_dense_ones(emu, dtype, output_mem):
+    """A cotangent that is one row read at every step (a .sum() loss's, which
+    the op passes without materializing it) gives bitwise the gradients of
+    the same values laid out over all T steps."""
+    for k, conv in enumerate(CONVENTIONS):
+        x, mem, beta, th, _, rng = make_case("subtract", conv, dtype, 40, 33, 21 + k, "feature")
+        row = lambda: mx.array(rng.normal(size=x.shape[1:]).astype(np.float32)).astype(x.dtype)
+        cot_spk = mx.broadcast_to(row(), x.shape)
+        cot_mem = mx.broadcast_to(row(), x.shape) if output_mem == "all" else row()
+        kw = dict(output_mem=output_mem, **CONVENTIONS[conv])
+        got = emulated_leaky(emu, x, mem, beta, th, cot_spk, cot_mem, rows=True, **kw)
+        want = emulated_leaky(emu, x, mem, beta, th, cot_spk, cot_mem, **kw)
+        for key in want[2]:
+            assert exact(got[2][key], want[2][key]), f"[{conv}] d{key} differs"
+
+
 @pytest.mark.parametrize("order,max_threads", [(1, 1024), (2, 32), (0, 1), (2, 7)],
                          ids=["reversed", "shuffled-32", "groups-of-1", "shuffled-7"])
 def test_launch_order_and_group_size_do_not_matter(emu, order, max_threads):

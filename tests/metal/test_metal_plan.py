@@ -40,8 +40,11 @@ def forward_launches():
 def backward_launches():
     for r, m, d, sid, detach, mem_all in itertools.product(range(3), range(3), DTYPES, range(NUM_SURROGATES),
                                                            (0, 1), (0, 1)):
-        yield True, dict(reset=r, mode=m, surrogate_id=sid, detach=bool(detach), mem_all=bool(mem_all),
-                         surrogate_a=0.5, surrogate_b=-1.25), d
+        # Row cotangents (a .sum() loss's): dspk alone, and dmem too where it is [T, N].
+        for rows in ((0, 0), (1, 0)) + (((1, 1), (0, 1)) if mem_all else ()):
+            yield True, dict(reset=r, mode=m, surrogate_id=sid, detach=bool(detach), mem_all=bool(mem_all),
+                             surrogate_a=0.5, surrogate_b=-1.25, dspk_row=bool(rows[0]),
+                             dmem_row=bool(rows[1])), d
 
 
 @pytest.fixture(scope="module")

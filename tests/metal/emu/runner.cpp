@@ -200,8 +200,8 @@ class FlushSubnormals {
 };
 
 fm::LeakyLaunch launch(int reset, int mode, int detach, int surrogate_id, float sa, float sb,
-                       int mem_all, int save, int64_t T, int64_t N, int64_t P_mem, int64_t P_beta,
-                       int64_t P_th, int dtype) {
+                       int mem_all, int save, int rows, int64_t T, int64_t N, int64_t P_mem,
+                       int64_t P_beta, int64_t P_th, int dtype) {
   fm::LeakyLaunch l;
   l.reset = reset;
   l.mode = mode;
@@ -211,6 +211,8 @@ fm::LeakyLaunch launch(int reset, int mode, int detach, int surrogate_id, float 
   l.surrogate_b = sb;
   l.mem_all = mem_all != 0;
   l.save = save != 0;
+  l.dspk_row = (rows & 1) != 0;  // rows: bit 0 dspk, bit 1 dmem (LeakyLaunch)
+  l.dmem_row = (rows & 2) != 0;
   l.T = T;
   l.N = N;
   l.P_mem = P_mem;
@@ -245,11 +247,11 @@ const char* fsemu_kernel_name(int k) {
 //   bind INDEX input|output ARRAY | bind INDEX uint|float VALUE /
 //   grid N / group G (for max_threads)
 int fsemu_leaky_plan(int backward, int reset, int mode, int detach, int surrogate_id, float sa,
-                     float sb, int mem_all, int save, int64_t T, int64_t N, int64_t P_mem,
-                     int64_t P_beta, int64_t P_th, int dtype, uint32_t max_threads, char* buf,
+                     float sb, int mem_all, int save, int rows, int64_t T, int64_t N,
+                     int64_t P_mem, int64_t P_beta, int64_t P_th, int dtype, uint32_t max_threads, char* buf,
                      int cap) {
   try {
-    auto l = launch(reset, mode, detach, surrogate_id, sa, sb, mem_all, save, T, N, P_mem, P_beta,
+    auto l = launch(reset, mode, detach, surrogate_id, sa, sb, mem_all, save, rows, T, N, P_mem, P_beta,
                     P_th, dtype);
     fm::Plan p = leaky_plan(backward, l);
     std::ostringstream os;
@@ -285,13 +287,13 @@ int fsemu_leaky_plan(int backward, int reset, int mode, int detach, int surrogat
 // inputs and outputs, in the primitive's order (src/ops/leaky.h), each a
 // row-contiguous buffer with its FsEmuElem.
 int fsemu_leaky_run(int backward, int reset, int mode, int detach, int surrogate_id, float sa,
-                    float sb, int mem_all, int save, int64_t T, int64_t N, int64_t P_mem,
-                    int64_t P_beta, int64_t P_th, int dtype, void* const* inputs,
+                    float sb, int mem_all, int save, int rows, int64_t T, int64_t N,
+                    int64_t P_mem, int64_t P_beta, int64_t P_th, int dtype, void* const* inputs,
                     const int* input_elems, int num_inputs, void* const* outputs,
                     const int* output_elems, int num_outputs, int order, uint32_t max_threads,
                     int flush_subnormals) {
   try {
-    auto l = launch(reset, mode, detach, surrogate_id, sa, sb, mem_all, save, T, N, P_mem, P_beta,
+    auto l = launch(reset, mode, detach, surrogate_id, sa, sb, mem_all, save, rows, T, N, P_mem, P_beta,
                     P_th, dtype);
     if (input_elems[0] != elem_of(l.dtype) && !backward) {
       throw std::runtime_error("x's element type does not match the launch dtype");
