@@ -12,7 +12,8 @@ MODULES = [
     "flashsnn.functional", "flashsnn.functional.loss", "flashsnn.functional.acc",
     "flashsnn.functional.bptt",
     "flashsnn.data", "flashsnn.data.idx", "flashsnn.data.datasets",
-    "flashsnn.models.spiking_mlp", "flashsnn.train.loop", "flashsnn.train.step",
+    "flashsnn.models.spiking_mlp", "flashsnn.models.spiking_cnn", "flashsnn.train.loop",
+    "flashsnn.train.step",
     "flashsnn._device",
 ]
 
