@@ -24,3 +24,13 @@ def test_docstring_examples(name):
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0
+
+
+def test_training_md_python_blocks_run():
+    import re
+    from pathlib import Path
+    md = Path(__file__).resolve().parents[2] / "docs" / "training.md"
+    blocks = re.findall(r"```python\n(.*?)```", md.read_text(), re.S)
+    assert blocks
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/training.md block {i}", "exec"), {})
