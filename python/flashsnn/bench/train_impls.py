@@ -129,7 +129,8 @@ def _flashsnn(backend: str, compiled: bool):
 
 
 def _fused_available(w, device):
-    return fs.fused_unavailable_reason()
+    from .._device import resolve_device
+    return fs.fused_unavailable_reason(resolve_device(device))
 
 
 # ----------------------------------------------------------------- mlx-snn --
