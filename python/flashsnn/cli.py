@@ -1,4 +1,5 @@
-"""The ``flashsnn`` command: ``flashsnn train`` and ``flashsnn bench``.
+"""The ``flashsnn`` command: ``flashsnn train``, ``flashsnn bench`` and
+``flashsnn bench-train``.
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only wires them up.
@@ -14,6 +15,8 @@ import sys
 COMMANDS = {
     "train": ("flashsnn.train.cli", "train the spiking MLP on digits (or MNIST) with BPTT"),
     "bench": ("flashsnn.bench.runner", "time the fused kernels against the other paths"),
+    "bench-train": ("flashsnn.bench.train_step",
+                    "time one training step (MLP, conv SNN) against other SNN libraries"),
 }
 
 

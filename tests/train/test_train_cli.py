@@ -64,8 +64,18 @@ def test_training_clears_the_bar_and_writes_a_sane_summary(trained):
     assert s["config"]["preset"] == "C1" and s["config"]["hidden"] == 256
     assert s["dataset"] == {"name": "digits", "train": 1437, "test": 360, "features": 64,
                             "classes": 10}
-    t = s["time_split_ms"]
-    assert t["step_ms"] > 0 and t["lif_ms"] > 0 and t["linear_ms"] > 0
+    t = s["step_ms"]
+    # 1437 training digits in batches of 128: 12 steps per epoch
+    assert t["steps"] == 3 * 12 and all(e["step_ms"]["steps"] == 12 for e in s["epochs"])
+    for part in (t, *[e["step_ms"] for e in s["epochs"]]):
+        assert part["median"] > 0 and part["compute"] > 0 and part["batch"] >= 0
+        # the split of the mean step adds up (host is the remainder, never negative)
+        assert part["batch"] + part["compute"] + part["host"] == pytest.approx(part["mean"])
+        assert part["host"] >= 0
+    # an epoch's train seconds are its steps
+    e1 = s["epochs"][1]
+    assert e1["step_ms"]["mean"] * 12 / 1e3 == pytest.approx(e1["train_seconds"], rel=0.05)
+    assert s["config"]["compile"] is True
     assert s["best_test_accuracy"] >= s["final_test_accuracy"]
 
 
@@ -83,20 +93,21 @@ def test_reference_backend_and_overrides(tmp_path):
     rc = run("--backend", "reference", "--epochs", "1", "--hidden", "32", "--steps", "8",
              "--batch-size", "256", "--lr", "0.005", "--beta", "0.9", "--limit-train", "512",
              "--limit-test", "100", "--seed", "3", "--out", str(tmp_path), "--no-progress",
-             "--no-profile")
+             "--no-compile")
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     c = s["config"]
     assert (c["backend"], c["hidden"], c["steps"], c["batch_size"], c["lr"], c["beta"]) == \
         ("reference", 32, 8, 256, 0.005, 0.9)
     assert s["dataset"]["train"] == 512 and s["dataset"]["test"] == 100
-    assert s["time_split_ms"] is None
+    assert c["compile"] is False
+    assert s["step_ms"]["steps"] == 2                      # 512 samples in batches of 256
 
 
 def test_mnist_from_idx_files(tmp_path):
     make_mnist(str(tmp_path), n_train=40, n_test=10, gz=True)
     rc = run("--data", "mnist", "--path", str(tmp_path), "--preset", "C5", "--epochs", "1",
-             "--out", str(tmp_path / "out"), "--no-progress", "--no-profile")
+             "--out", str(tmp_path / "out"), "--no-progress")
     assert rc == 0
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["dataset"]["features"] == 784 and s["preset"]["name"] == "C5"

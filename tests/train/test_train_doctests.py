@@ -12,7 +12,9 @@ MODULES = [
     "flashsnn.functional", "flashsnn.functional.loss", "flashsnn.functional.acc",
     "flashsnn.functional.bptt",
     "flashsnn.data", "flashsnn.data.idx", "flashsnn.data.datasets",
-    "flashsnn.models.spiking_mlp", "flashsnn.train.loop",
+    "flashsnn.models.spiking_mlp", "flashsnn.models.spiking_cnn", "flashsnn.train.loop",
+    "flashsnn.train.step",
+    "flashsnn._device",
 ]
 
 
@@ -22,3 +24,13 @@ def test_docstring_examples(name):
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0
+
+
+def test_training_md_python_blocks_run():
+    import re
+    from pathlib import Path
+    md = Path(__file__).resolve().parents[2] / "docs" / "training.md"
+    blocks = re.findall(r"```python\n(.*?)```", md.read_text(), re.S)
+    assert blocks
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/training.md block {i}", "exec"), {})

@@ -1,7 +1,9 @@
 """Ready-made spiking models. :class:`SpikingMLP` is the mlx-snn paper's
 two-layer network trained by ``flashsnn train``; :data:`PRESETS` holds the
-paper's configurations C1-C5."""
+paper's configurations C1-C5. :class:`SpikingCNN` is a small convolutional
+network (channels-last), as timed by ``flashsnn bench-train``."""
 
-from .spiking_mlp import BACKENDS, PRESETS, Preset, SpikingMLP
+from .spiking_cnn import SpikingCNN
+from .spiking_mlp import BACKENDS, PRESETS, RESETS, Preset, SpikingMLP
 
-__all__ = ["SpikingMLP", "Preset", "PRESETS", "BACKENDS"]
+__all__ = ["SpikingMLP", "SpikingCNN", "Preset", "PRESETS", "BACKENDS", "RESETS"]

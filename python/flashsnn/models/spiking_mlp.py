@@ -2,6 +2,8 @@
 
     x [T, B, D] -> Linear(D, h) -> LIF -> Linear(h, 10) -> LIF (reset off) -> U_T [B, 10]
 
+(``output_reset="subtract"`` gives snnTorch's plain two-Leaky MLP instead.)
+
 Classification is the argmax of the output layer's final membrane U_T and
 training minimizes its cross entropy (``flashsnn.functional.membrane_ce``),
 with Adam, rate-coded input, threshold 1 and the fast-sigmoid surrogate
@@ -26,6 +28,7 @@ import mlx.nn as nn
 from .. import ops, surrogate
 
 BACKENDS = ("fused", "reference", "auto")
+RESETS = ("none", "subtract", "zero")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ class SpikingMLP(nn.Module):
         spike_grad: surrogate (default: fast sigmoid, slope 25, as the paper).
         backend: ``"fused"`` (the kernel; an error where none applies),
             ``"reference"`` (pure MLX, per-step loop) or ``"auto"``.
+        output_reset: the output layer's reset: ``"none"`` (default, the
+            paper's: its membrane integrates the evidence), ``"subtract"``
+            or ``"zero"`` (snnTorch's ``Leaky`` in both layers, for losses on
+            the output spikes such as ``ce_rate_loss``).
 
     Call: ``model(x)`` with rate-coded ``x`` ``[T, B, D]`` returns
     ``(spk_out [T, B, C], mem_out [B, C])``, the output spikes and final
@@ -94,7 +101,7 @@ class SpikingMLP(nn.Module):
 
     def __init__(self, num_inputs: int, hidden: int, num_outputs: int = 10, *,
                  beta: float = 0.9, threshold: float = 1.0, spike_grad=None,
-                 backend: str = "fused"):
+                 backend: str = "fused", output_reset: str = "none"):
         super().__init__()
         op = "SpikingMLP"
         for name, v in (("num_inputs", num_inputs), ("hidden", hidden),
@@ -106,6 +113,9 @@ class SpikingMLP(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"[{op}] unknown backend {backend!r}; valid: "
                              + ", ".join(repr(b) for b in BACKENDS))
+        if output_reset not in RESETS:
+            raise ValueError(f"[{op}] unknown output_reset {output_reset!r}; valid: "
+                             + ", ".join(repr(r) for r in RESETS))
         self.fc1 = nn.Linear(num_inputs, hidden)
         self.fc2 = nn.Linear(hidden, num_outputs)
         # plain Python values: not parameters, so the optimizer leaves them alone
@@ -113,6 +123,7 @@ class SpikingMLP(nn.Module):
         self.threshold = float(threshold)
         self.spike_grad = spike_grad if spike_grad is not None else surrogate.fast_sigmoid(25)
         self.backend = backend
+        self.output_reset = output_reset
 
     def _lif(self, x, reset: str, output_mem: str = "last"):
         return ops.leaky(x, beta=self.beta, threshold=self.threshold, reset_mechanism=reset,
@@ -124,7 +135,8 @@ class SpikingMLP(nn.Module):
             raise ValueError(f"[SpikingMLP] x must be [T, B, D] (time first); got shape "
                              f"{tuple(x.shape)}")
         spk1, _ = self._lif(self.fc1(x), "subtract")
-        spk2, mem2 = self._lif(self.fc2(spk1), "none", "all" if record else "last")
+        spk2, mem2 = self._lif(self.fc2(spk1), self.output_reset,
+                               "all" if record else "last")
         if record:
             return {"spk1": spk1, "spk2": spk2, "mem2": mem2}
         return spk2, mem2

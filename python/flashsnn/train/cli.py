@@ -2,6 +2,8 @@
 
     flashsnn train                                   # 8x8 digits, preset C1, fused LIF
     flashsnn train --backend reference               # the same model on the pure-MLX path
+    flashsnn train --device gpu                      # MLX's CUDA or Metal GPU
+    flashsnn train --no-compile                      # the step without mx.compile
     flashsnn train --data mnist --path ~/data/mnist --preset C5
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._device import DEVICES
 from ..data import NAMES
 from ..models import PRESETS
 
@@ -88,9 +91,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train on the first N training samples only")
     p.add_argument("--limit-test", type=_positive_int, metavar="N",
                    help="test on the first N test samples only")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-profile", action="store_true",
-                   help="skip timing the LIF vs Linear parts of one step at the end")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where MLX runs (default: MLX's default device, the GPU where MLX has "
+                        "one); gpu needs MLX's CUDA build or Apple silicon")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run the training step without mx.compile (default: the whole step "
+                        "is one compiled function)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is off anyway when stderr is not a terminal)")
 
 
 def _fail(msg: str) -> int:
@@ -100,6 +108,7 @@ def _fail(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from .. import fused_unavailable_reason
+    from .._device import resolve_device
     from .loop import TrainConfig, train
 
     if args.data == "mnist" and not args.path:
@@ -109,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
     if args.data != "mnist" and args.path:
         return _fail(f"--path is only used with --data mnist (the {args.data} ship with "
                      "scikit-learn)")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        return _fail(f"--device {args.device}: {e}")
     if args.backend == "fused":
-        why = fused_unavailable_reason()
+        why = fused_unavailable_reason(device)
         if why:
             return _fail(f"--backend fused: no fused kernel here ({why}); "
                          "use --backend reference")
@@ -118,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, steps=args.steps, hidden=args.hidden,
                       lr=args.lr, beta=args.beta, seed=args.seed, backend=args.backend,
                       out=args.out, limit_train=args.limit_train, limit_test=args.limit_test,
-                      progress=not args.no_progress, profile=not args.no_profile)
+                      progress=not args.no_progress, compile=not args.no_compile,
+                      device=args.device)
     try:
         train(cfg)
     except (FileNotFoundError, ValueError, ImportError, OSError) as e:

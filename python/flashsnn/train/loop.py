@@ -2,10 +2,13 @@
 
 Each batch is rate-coded afresh (Bernoulli, T steps) from a key split off
 the run's seed; the test set is coded once with its own key, so every
-epoch's accuracy is measured on the same spikes. Per epoch: mean train
-loss, test accuracy, train and eval seconds, and peak memory
-(``mx.get_peak_memory`` after ``mx.reset_peak_memory`` at the epoch's
-start).
+epoch's accuracy is measured on the same spikes. The training step (forward,
+loss, backward, Adam) is one ``mx.compile``d function unless
+``compile=False`` (:func:`flashsnn.train.make_train_step`). Per epoch: mean
+train loss, test accuracy, train and eval seconds, the time per step (its
+median, and a split of its mean into the batch, the step and the host's
+bookkeeping that adds up), and peak memory (``mx.get_peak_memory`` after
+``mx.reset_peak_memory`` at the epoch's start).
 """
 
 from __future__ import annotations
@@ -13,18 +16,19 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 
 from .. import data as _data, encoding, functional
+from .._device import device_name, resolve_device
 from ..models import PRESETS, SpikingMLP
-from . import profile
+from .step import make_train_step
 
 EVAL_BATCH = 500          # forward only: [25, 500, 784] float32 is 39 MB
 
@@ -48,7 +52,8 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     progress: bool = True
-    profile: bool = True
+    compile: bool = True
+    device: str | None = None      # "cpu" or "gpu"; None: MLX's default device
 
     def resolved(self) -> "TrainConfig":
         """A copy with the preset's values filled in and the output folder set."""
@@ -86,21 +91,43 @@ def _machine() -> dict:
             "device": str(mx.default_device())}
 
 
+def _step_times(total: list, batch: list, compute: list) -> dict:
+    """Per-step milliseconds. Each step's wall time is exactly batch (the
+    next batch from numpy and its input graph: rate coding is lazy, so its
+    arithmetic runs in the step) + compute (the training step and the wait
+    for its loss, parameters and optimizer state) + host (the loss to
+    Python, the progress bar), so the means add up to the mean step. The
+    first step of a shape carries the mx.compile trace (the digits MLP on the
+    2-core CPU host: 101 ms against a 76 ms median), so the median is the
+    steady state."""
+    t, b, c = (np.asarray(v) * 1e3 for v in (total, batch, compute))
+    return {"median": float(np.median(t)), "mean": float(t.mean()),
+            "batch": float(b.mean()), "compute": float(c.mean()),
+            "host": float((t - b - c).mean()), "median_compute": float(np.median(c)),
+            "first": float(t[0]), "steps": len(t)}
+
+
 def train(cfg: TrainConfig, *, log=print) -> dict:
     """Train, write ``summary.json`` and ``training.png`` into ``cfg.out``,
     and return the summary.
 
     >>> from flashsnn.train import TrainConfig, train
-    >>> s = train(TrainConfig(epochs=1, out="/tmp/fs-doc", progress=False,
-    ...                       profile=False), log=lambda *a: None)
+    >>> s = train(TrainConfig(epochs=1, out="/tmp/fs-doc", progress=False),
+    ...           log=lambda *a: None)
     >>> 0.5 < s["final_test_accuracy"] <= 1
     True
     """
+    cfg = cfg.resolved()
+    device = resolve_device(cfg.device)
+    with mx.stream(device):         # the caller's default device is back afterwards
+        return _train(cfg, device, log)
+
+
+def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
     from tqdm import tqdm
 
     from .plot import save_report
 
-    cfg = cfg.resolved()
     ds = _data.load(cfg.data, cfg.path).limit(cfg.limit_train, cfg.limit_test)
     if len(ds.y_train) == 0 or len(ds.y_test) == 0:
         raise ValueError(f"[train] empty split: {ds}")
@@ -118,56 +145,62 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         _, mem = m(x)
         return functional.membrane_ce(mem, y)
 
-    step = nn.value_and_grad(model, loss_fn)
+    step = make_train_step(model, opt, loss_fn, compile=cfg.compile)
     x_test = encoding.rate(mx.array(ds.x_test), cfg.steps, key=test_key)
     mx.eval(x_test)
 
     log(f"flashsnn train: {ds}, preset {cfg.preset} (beta {cfg.beta}, hidden {cfg.hidden}, "
         f"lr {cfg.lr}, batch {cfg.batch_size}, T {cfg.steps}), {cfg.epochs} epochs, "
-        f"backend {cfg.backend}, seed {cfg.seed}, device {mx.default_device()}")
+        f"backend {cfg.backend}, seed {cfg.seed}, device {device_name(device)}, "
+        f"{'compiled' if cfg.compile else 'uncompiled'} step")
     untrained = _evaluate(model, x_test, ds.y_test)
     log(f"untrained test accuracy {100 * untrained:.2f}%")
 
-    epochs = []
+    epochs, all_total, all_batch, all_compute = [], [], [], []
+    progress = cfg.progress and sys.stderr.isatty()
     n_batches = -(-len(ds.y_train) // cfg.batch_size)
     t_run = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         mx.reset_peak_memory()
         t0, c0 = time.perf_counter(), time.process_time()
-        losses = []
+        losses, total, batch, compute = [], [], [], []
         bar = tqdm(_data.batches(ds.x_train, ds.y_train, cfg.batch_size, rng=rng),
                    total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
-                   leave=False, disable=not cfg.progress)
+                   leave=False, disable=not progress)
+        t_end = time.perf_counter()
         for xb, yb in bar:
             train_key, sub = mx.random.split(train_key)
             x = encoding.rate(mx.array(xb), cfg.steps, key=sub)
-            loss, grads = step(model, x, mx.array(yb))
-            opt.update(model, grads)
-            mx.eval(model.parameters(), opt.state, loss)
+            y = mx.array(yb)
+            t_step = time.perf_counter()
+            loss = step(x, y)
+            mx.eval(loss, model.parameters(), opt.state)
+            t_done = time.perf_counter()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            t_next = time.perf_counter()
+            total.append(t_next - t_end)
+            batch.append(t_step - t_end)
+            compute.append(t_done - t_step)
+            t_end = t_next
         train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+        all_total += total
+        all_batch += batch
+        all_compute += compute
+        st = _step_times(total, batch, compute)
         t1 = time.perf_counter()
         acc = _evaluate(model, x_test, ds.y_test)
         eval_s = time.perf_counter() - t1
         e = {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": acc,
              "train_seconds": train_s, "train_cpu_seconds": train_cpu, "eval_seconds": eval_s,
-             "peak_memory_mb": mx.get_peak_memory() / 2**20}
+             "peak_memory_mb": mx.get_peak_memory() / 2**20, "step_ms": st}
         epochs.append(e)
         log(f"epoch {epoch:3d}/{cfg.epochs}  loss {e['train_loss']:.4f}  "
             f"test {100 * acc:6.2f}%  train {train_s:6.2f} s (cpu {train_cpu:6.2f} s)  "
-            f"eval {eval_s:5.2f} s  "
-            f"peak {e['peak_memory_mb']:7.1f} MB")
+            f"step {st['median']:.2f} ms median (mean {st['mean']:.2f} = batch "
+            f"{st['batch']:.2f} + step {st['compute']:.2f} + host {st['host']:.2f})  "
+            f"eval {eval_s:5.2f} s  peak {e['peak_memory_mb']:7.1f} MB")
     total_s = time.perf_counter() - t_run
-
-    split = None
-    if cfg.profile:
-        xb, yb = ds.x_train[:cfg.batch_size], ds.y_train[:cfg.batch_size]
-        x = encoding.rate(mx.array(xb), cfg.steps, key=mx.random.key(cfg.seed))
-        split = profile.time_split(model, x, mx.array(yb))
-        log(f"one step at batch {len(yb)} (best of 10): {split['step_ms']:.1f} ms; LIF layers "
-            f"fwd+bwd {split['lif_ms']:.1f} ms, Linear layers fwd+bwd "
-            f"{split['linear_ms']:.1f} ms")
 
     rec = model(x_test[:, :1], record=True)
     sample = {"input": np.array(x_test[:, 0]), "hidden": np.array(rec["spk1"][:, 0]),
@@ -193,7 +226,8 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         if epochs else None,
         "peak_memory_mb": max([e["peak_memory_mb"] for e in epochs], default=None),
         "total_seconds": total_s,
-        "time_split_ms": split,
+        # every step of the run; the first carries the compile
+        "step_ms": _step_times(all_total, all_batch, all_compute) if all_total else None,
         "files": {"summary": os.path.join(cfg.out, "summary.json"),
                   "plot": os.path.join(cfg.out, "training.png")},
     }
@@ -202,6 +236,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     save_report(summary["files"]["plot"], summary, sample)
     log(f"final test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
         f"{100 * summary['best_test_accuracy']:.2f}%), median epoch "
-        f"{summary['median_epoch_seconds'] or 0:.2f} s; wrote {summary['files']['summary']} "
-        f"and {summary['files']['plot']}")
+        f"{summary['median_epoch_seconds'] or 0:.2f} s, median step "
+        f"{(summary['step_ms'] or {}).get('median', 0):.2f} ms; wrote "
+        f"{summary['files']['summary']} and {summary['files']['plot']}")
     return summary
