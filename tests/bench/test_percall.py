@@ -1,6 +1,7 @@
 """`flashsnn bench --modes` (python/flashsnn/bench/percall.py): one call at a
-time as users make it, in a fresh cache (latency), with the cache off, and
-after other MLX work (busy), on a tiny case. No timing is asserted: these
+time as users make it, each in a fresh process: with MLX's cache as users
+have it (latency), with the cache off, and after other MLX work (busy), on a
+tiny case. No timing is asserted: these
 check what each mode does, what the JSON and the table carry, and the order
 the modes run in."""
 
@@ -49,6 +50,9 @@ def test_all_modes_in_one_run(tmp_path, keep_cache_limit):
     assert set(rows) == want
     for (impl, pas, mode), r in rows.items():
         assert r["runs"] == 3 and r["parity_ok"]
+        if mode != "throughput":
+            assert r["cache_limit_mb"] == (0 if mode == "cache-off" else _limit() / 2**20)
+            assert r["page_faults_per_call"] >= 0
         if mode == "latency":
             t = rows[(impl, pas, "throughput")]["median_ms"]
             assert r["vs_throughput"] == pytest.approx(r["median_ms"] / t)
@@ -120,11 +124,13 @@ def test_each_call_is_evaluated_and_synchronized(monkeypatch, keep_cache_limit, 
     assert seen["sync"] == 2 + 4  # one per call, warm-up included
     assert seen["limits"] == [0 if mode == "cache-off" else 7 << 20] * 6
     assert _limit() == 7 << 20  # cache-off restores the limit
+    assert info["cache_limit_mb"] == (0 if mode == "cache-off" else 7)
+    assert info["page_faults_per_call"] >= 0
     if mode == "busy":
-        assert info["calls"] == 348 and info["cache_mb"] > 0  # the cache was filled first
+        assert info["busy"]["calls"] == 348 and info["busy"]["cache_mb"] > 0  # filled first
         assert seen["cache_at_first_call"] > 0
     else:
-        assert info == {} and seen["cache_at_first_call"] == 0  # a fresh process's cache
+        assert "busy" not in info and seen["cache_at_first_call"] == 0  # emptied first
 
 
 def test_cache_off_restores_the_limit_when_a_call_fails(keep_cache_limit):
@@ -160,17 +166,17 @@ def test_busy_routine_is_deterministic_and_leaves_the_global_generator_alone():
 
 def test_busy_runs_after_every_other_mode_of_every_case(tmp_path, monkeypatch):
     order = []
-    real_measure, real_time_it = percall.measure, runner.time_it
+    real_fresh, real_time_it = percall.run_fresh, runner.time_it
 
-    def measure(mode, fn, *a):
+    def run_fresh(case, impl, pas, mode, *a):
         order.append(mode)
-        return real_measure(mode, fn, *a)
+        return real_fresh(case, impl, pas, mode, *a)
 
     def time_it(*a):
         order.append("throughput")
         return real_time_it(*a)
 
-    monkeypatch.setattr(percall, "measure", measure)
+    monkeypatch.setattr(percall, "run_fresh", run_fresh)
     monkeypatch.setattr(runner, "time_it", time_it)
     argv = [*TINY, "--shapes", "6,2,16", "5,1,8", "--out", str(tmp_path / "b.json")]
     assert runner.main(argv) == 0
@@ -178,6 +184,25 @@ def test_busy_runs_after_every_other_mode_of_every_case(tmp_path, monkeypatch):
     assert set(order[first_busy:]) == {"busy"}
     # two cases x (fused fwd, fused fwd+bwd, x*2 fwd) per mode
     assert {m: order.count(m) for m in percall.MODES} == {m: 6 for m in percall.MODES}
+
+
+@pytest.mark.parametrize("mode", percall.PER_CALL)
+def test_a_measurement_in_a_fresh_process(mode):
+    case = registry.Case("leaky", 6, 2, 16)
+    times, info = percall.run_fresh(case, "fused", "fwd+bwd", mode, repeat=4, warmup=1,
+                                    budget=10.0, min_calls=3, device="cpu")
+    assert len(times) == 4 and all(t > 0 for t in times)
+    assert ("busy" in info) == (mode == "busy")
+    # the limit reaches the fresh process (MLX's own 32 MB on the CPU otherwise)
+    _, info = percall.run_fresh(case, "x*2", "fwd", mode, 3, 0, 1.0, 3, cache_limit_mb=48)
+    assert info["cache_limit_mb"] == (0 if mode == "cache-off" else 48)
+
+
+def test_a_failing_fresh_process_says_why():
+    case = registry.Case("leaky", 6, 2, 16)
+    with pytest.raises(RuntimeError, match=r"(?s)\[bench\] the fresh process for nope fwd "
+                                           r"latency failed.*unknown implementation 'nope'"):
+        percall.run_fresh(case, "nope", "fwd", "latency", 3, 1, 1.0, 3)
 
 
 def test_a_wrong_per_call_graph_fails_parity(tmp_path, monkeypatch):

@@ -9,25 +9,42 @@ the result, ``mx.synchronize()``. The previous call's result is dropped when
 the next graph is built, as ``dx = g(x)`` in a loop drops it, so freeing it
 is part of the call too.
 
-- ``latency``: from an emptied MLX buffer cache (``mx.clear_cache()``: the
-  cache of a fresh process, not one left by the implementations timed
-  before), under MLX's own limit (or ``--mlx-cache-limit``);
-- ``cache-off``: the same under ``mx.set_cache_limit(0)``, restored after;
+Each per-call measurement runs in a fresh Python process (:func:`run_fresh`;
+0.2 s to start here) that makes only x and then calls, after emptying MLX's
+cache: the benchmark's own process has a history of allocations no user's
+process has, and whether a freed 13 MB buffer comes back as fresh pages
+depends on the heap's history (docs/design.md, CPU kernel). A fresh process
+keeps each measurement independent of the implementations and rounds timed
+before it. (On the loaded 2-core CPU, fused ``mx.grad`` at T=100 B=32
+N=1024 took 27-31 ms per call either way in one A/B of three pairs.) Each
+reports the minor page faults per timed call beside its times.
+
+- ``latency``: a fresh process, MLX's own cache limit (or ``--mlx-cache-limit``);
+- ``cache-off``: the same under ``mx.set_cache_limit(0)`` (restored after);
 - ``busy``: the same right after :func:`other_mlx_work` has filled the cache
   with buffers of other sizes, as in a process that did other MLX work
-  first. It leaves the process that way, so it runs after every other mode
-  of every case.
+  first. It runs after every other mode of every case, so that the rule
+  holds if a measurement ever runs in the benchmark's own process.
 
 Why: on an H200 (T=100 B=64 N=4096 float32, issue 13) the fused forward took
 0.073 ms back to back, 0.198 ms per call in a fresh process, 10.9 ms with the
 cache off and 6.8 ms after other MLX work; on the 2-core CPU, ``mx.grad`` of
 the spikes' sum at T=100 B=32 N=1024 took 16-18 ms per call in a fresh
 process against 2.3 ms back to back.
+
+    python -m flashsnn.bench.percall --shape 100,32,1024 --impl fused \
+        --pass fwd+bwd --mode latency        # one measurement, JSON on stdout
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import mlx.core as mx
 
@@ -45,13 +62,15 @@ def parse_modes(names) -> list[str]:
     return [m for m in MODES if m in names]
 
 
-def time_calls(fn, repeat: int, warmup: int, budget: float, min_calls: int = 3) -> list[float]:
+def time_calls(fn, repeat: int, warmup: int, budget: float, min_calls: int = 3,
+               stats: dict | None = None) -> list[float]:
     """Seconds per call of ``fn`` made as a user makes it (see the module
     docstring): up to ``warmup`` untimed calls (after the first, only while
     they take less than half the budget: a per-step loop takes 0.3-0.5 s a
     call at T=100 B=32 N=1024 on the 2-core CPU), then ``repeat`` timed
     ones, or fewer (at least ``min_calls``) once ``budget`` seconds have
-    passed."""
+    passed. ``stats`` receives the minor page faults per timed call (pages
+    the kernel had to hand the process afresh)."""
     out = None
     start = time.perf_counter()
     for _ in range(warmup):
@@ -61,6 +80,7 @@ def time_calls(fn, repeat: int, warmup: int, budget: float, min_calls: int = 3) 
         if time.perf_counter() - start > budget / 2:
             break
     times = []
+    faults = _minor_faults()
     start = time.perf_counter()
     for i in range(repeat):
         t0 = time.perf_counter()
@@ -70,27 +90,99 @@ def time_calls(fn, repeat: int, warmup: int, budget: float, min_calls: int = 3) 
         times.append(time.perf_counter() - t0)
         if i + 1 >= min_calls and time.perf_counter() - start > budget:
             break
+    if stats is not None and faults is not None:
+        stats["page_faults_per_call"] = (_minor_faults() - faults) / len(times)
     del out
     return times
 
 
+def _minor_faults() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def measure(mode: str, fn, repeat: int, warmup: int, budget: float,
             min_calls: int = 3) -> tuple[list[float], dict]:
-    """One per-call measurement in ``mode``: (seconds per call, what the mode
-    did: for busy, other_mlx_work's report)."""
+    """One per-call measurement in ``mode``, from an emptied MLX cache:
+    (seconds per call, what the mode did: the cache limit the calls ran
+    under, and for busy other_mlx_work's report)."""
+    if mode not in PER_CALL:
+        raise ValueError(f"[bench] {mode!r} is not a per-call mode; valid: {', '.join(PER_CALL)}")
     mx.clear_cache()
-    if mode == "latency":
-        return time_calls(fn, repeat, warmup, budget, min_calls), {}
-    if mode == "cache-off":
-        prev = mx.set_cache_limit(0)
-        try:
-            return time_calls(fn, repeat, warmup, budget, min_calls), {}
-        finally:
-            mx.set_cache_limit(prev)
-    if mode == "busy":
-        info = other_mlx_work()
-        return time_calls(fn, repeat, warmup, budget, min_calls), info
-    raise ValueError(f"[bench] {mode!r} is not a per-call mode; valid: {', '.join(PER_CALL)}")
+    prev = mx.set_cache_limit(0)  # returns the limit; the cache is empty, nothing is freed
+    if mode != "cache-off":
+        mx.set_cache_limit(prev)
+    try:
+        info = {"cache_limit_mb": 0 if mode == "cache-off" else prev / 2**20}
+        if mode == "busy":
+            info["busy"] = other_mlx_work()
+        return time_calls(fn, repeat, warmup, budget, min_calls, info), info
+    finally:
+        mx.set_cache_limit(prev)
+
+
+def run_fresh(case, impl: str, pas: str, mode: str, repeat: int, warmup: int, budget: float,
+              min_calls: int, device: str = "cpu", cache_limit_mb: int = -1):
+    """:func:`measure` in a fresh Python process (this module's ``main``):
+    (seconds per call, what the mode did). The child imports the same
+    flashsnn as this process."""
+    cmd = [sys.executable, "-m", "flashsnn.bench.percall", "--family", case.family,
+           "--shape", f"{case.T},{case.B},{case.N}", "--dtype", case.dtype, "--impl", impl,
+           "--pass", pas, "--mode", mode, "--repeat", str(repeat), "--warmup", str(warmup),
+           "--budget", str(budget), "--min-calls", str(min_calls), "--device", device,
+           "--mlx-cache-limit", str(cache_limit_mb)]
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the folder that holds flashsnn/
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"[bench] the fresh process for {impl} {pas} {mode} failed "
+                           f"(exit {res.returncode}):\n{res.stderr[-3000:]}")
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    return data["times"], data["info"]
+
+
+def main(argv=None) -> int:
+    """One per-call measurement of one implementation and pass; prints
+    ``{"times": [s, ...], "info": {...}}`` as the last line of stdout."""
+    from .registry import BENCHMARKS, Case, make_inputs
+
+    p = argparse.ArgumentParser(prog="python -m flashsnn.bench.percall",
+                                description=main.__doc__.splitlines()[0])
+    p.add_argument("--family", default="leaky", choices=sorted(BENCHMARKS))
+    p.add_argument("--shape", required=True, metavar="T,B,N")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--impl", required=True)
+    p.add_argument("--pass", dest="pas", default="fwd+bwd", choices=["fwd", "fwd+bwd"])
+    p.add_argument("--mode", default="latency", choices=PER_CALL)
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--budget", type=float, default=10.0)
+    p.add_argument("--min-calls", type=int, default=3)
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--mlx-cache-limit", type=int, default=-1, metavar="MB")
+    a = p.parse_args(argv)
+    if a.device == "gpu":
+        mx.set_default_device(mx.gpu)
+    if a.mlx_cache_limit >= 0:
+        mx.set_cache_limit(a.mlx_cache_limit << 20)
+    impls = {i.name: i for i in BENCHMARKS[a.family]["impls"]}
+    if a.impl not in impls:
+        print(f"[bench] unknown implementation {a.impl!r}; valid: {sorted(impls)}",
+              file=sys.stderr)
+        return 2
+    case = Case(a.family, *(int(v) for v in a.shape.split(",")), a.dtype)
+    prep = impls[a.impl].prepare(case, make_inputs(case, cotangents=False), a.device)
+    fn = prep.call_fwd if a.pas == "fwd" else prep.call_fwdbwd
+    if fn is None:
+        print(f"[bench] {a.impl} has no per-call {a.pas}", file=sys.stderr)
+        return 2
+    times, info = measure(a.mode, fn, a.repeat, a.warmup, a.budget, a.min_calls)
+    print(json.dumps({"times": times, "info": info}))
+    return 0
 
 
 def other_mlx_work(seed: int = 0) -> dict:
@@ -171,7 +263,7 @@ def table(rows: list[dict], modes, busy: dict | None = None) -> str:
             groups.setdefault((r["case"], r["impl"], r["pass"]), {})[r["mode"]] = r
     base = {"latency": "throughput", "cache-off": "latency", "busy": "latency"}
     heads = [m if m == "throughput" else f"{m} (x {base[m]})" for m in shown]
-    what = ["latency from an emptied MLX cache"]
+    what = ["each in a fresh process", "latency with MLX's cache as users have it"]
     if "cache-off" in shown:
         what.append("cache-off under mx.set_cache_limit(0)")
     if "busy" in shown:
@@ -199,3 +291,7 @@ def table(rows: list[dict], modes, busy: dict | None = None) -> str:
             cells.append(cell)
         lines.append(f"| {case} | {pas} | {impl} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

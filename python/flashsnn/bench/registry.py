@@ -70,12 +70,16 @@ class Impl:
 BETA, THRESHOLD = 0.9, 1.0
 
 
-def make_inputs(case: Case, seed: int = 0):
+def make_inputs(case: Case, seed: int = 0, cotangents: bool = True):
     """x [T, B, N] (mean 0.3, sd 0.8: about 15% of neurons fire per step) and
-    random cotangents for spikes and the last membrane."""
+    random cotangents for spikes and the last membrane (None without
+    ``cotangents``: a per-call process holds only x, as a user's does)."""
     dtype = getattr(mx, case.dtype)
     k = mx.random.split(mx.random.key(seed), 3)
     x = (mx.random.normal(case.shape, key=k[0]) * 0.8 + 0.3).astype(dtype)
+    if not cotangents:
+        mx.eval(x)
+        return {"x": x, "cs": None, "cm": None}
     cs = mx.random.normal(case.shape, key=k[1]).astype(dtype)
     cm = mx.random.normal(case.shape[1:], key=k[2]).astype(dtype)
     mx.eval(x, cs, cm)

@@ -65,10 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", nargs="+", default=list(percall.DEFAULT_MODES), metavar="MODE",
                    help="how to time each implementation, in this order whatever the order "
                         "given: throughput (passes back to back), then per call as users "
-                        "run it (graph, mx.eval, mx.synchronize): latency (from an emptied "
-                        "MLX cache), cache-off (mx.set_cache_limit(0)), busy (after other "
-                        "MLX work filled the cache; runs last, after every case). Default: "
-                        "all four; `--modes throughput` is the run of earlier versions")
+                        "run it (graph, mx.eval, mx.synchronize), each in a fresh process: "
+                        "latency (MLX's cache as users have it), cache-off "
+                        "(mx.set_cache_limit(0)), busy (after other MLX work filled the "
+                        "cache; runs last, after every case). Default: all four; "
+                        "`--modes throughput` is the run of earlier versions")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=Path, default=Path("flashsnn-bench.json"),
                    help="JSON results (a .md table is written beside it)")
@@ -218,7 +219,7 @@ def prepare_case(case: Case, impls, args, bar) -> dict:
         prep = impl.prepare(case, inputs, args.device)
         ready.append((impl, prep, *parity(case, inputs, impl.name, prep, per_call)))
     return {"case": case, "inputs": inputs, "skipped": skipped, "ready": ready,
-            "samples": {}, "busy": None, "rounds": args.rounds}
+            "samples": {}, "busy": None, "rounds": args.rounds, "per_call": {}}
 
 
 def _phases(modes) -> int:
@@ -251,9 +252,11 @@ def time_modes(state: dict, modes, args, bar) -> None:
                     if mode == "throughput" and fn is not None:
                         t = time_it(prep, fn, repeat, args.warmup, budget, args.device)
                     elif mode != "throughput" and call is not None:
-                        t, info = percall.measure(mode, call, repeat, args.warmup, budget,
-                                                  min_calls)
-                        state["busy"] = info or state["busy"]
+                        t, info = percall.run_fresh(case, impl.name, pas, mode, repeat,
+                                                    args.warmup, budget, min_calls,
+                                                    args.device, args.mlx_cache_limit)
+                        state["busy"] = info.get("busy", state["busy"])
+                        state["per_call"].setdefault((impl.name, pas, mode), []).append(info)
                     else:
                         continue
                     samples.setdefault((impl.name, pas, mode), []).extend(t)
@@ -277,6 +280,13 @@ def case_rows(state: dict, modes) -> list[dict]:
                              "median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
                              "runs": len(t), "rounds": state["rounds"], "parity_ok": ok,
                              "parity": pmsg, "note": prep.note, "yardstick": impl.yardstick})
+                infos = state["per_call"].get((impl.name, pas, mode))
+                if infos:  # what the fresh processes reported: the same limit in each
+                    rows[-1]["cache_limit_mb"] = infos[-1]["cache_limit_mb"]
+                    faults = [i["page_faults_per_call"] for i in infos
+                              if "page_faults_per_call" in i]
+                    if faults:
+                        rows[-1]["page_faults_per_call"] = statistics.median(faults)
     timed = [r for r in rows if "pass" in r]
     ms = {(r["impl"], r["pass"], r["mode"]): r["median_ms"] for r in timed}
     for r in timed:
