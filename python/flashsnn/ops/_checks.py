@@ -50,7 +50,7 @@ def state(op: str, name: str, s, S: tuple):
 
 
 # Scalar parameters as float32 arrays, one per value, made once: mx.array(0.9)
-# cost 0.34 us a call and a dict hit 0.09 us (2-core EPYC, MLX 0.32.4), and
+# cost 0.34 us a call and a dict hit 0.09 us (2-core Xeon VM, MLX 0.32.4), and
 # beta and threshold are floats in most calls. The arrays are never handed to
 # users, and the cache's own reference keeps MLX from donating their buffers.
 # Keys are the numbers themselves (1 and 1.0 share the array float(1));
