@@ -66,7 +66,7 @@ def time_calls(fn, repeat: int, warmup: int, budget: float, min_calls: int = 3,
                stats: dict | None = None) -> list[float]:
     """Seconds per call of ``fn`` made as a user makes it (see the module
     docstring): up to ``warmup`` untimed calls (after the first, only while
-    they take less than half the budget: a per-step loop takes 0.3-0.5 s a
+    they take less than half the budget: a per-step loop takes 0.1-0.8 s a
     call at T=100 B=32 N=1024 on the 2-core CPU), then ``repeat`` timed
     ones, or fewer (at least ``min_calls``) once ``budget`` seconds have
     passed. ``stats`` receives the minor page faults per timed call (pages
@@ -270,7 +270,7 @@ def table(rows: list[dict], modes, busy: dict | None = None) -> str:
         left = f", which left {busy['cache_mb']} MB in MLX's cache" if busy else ""
         what.append(f"busy after other MLX work (percall.other_mlx_work{left})")
     lines = ["Per call, as users run it (build the graph, mx.eval, mx.synchronize; median ms): "
-             + "; ".join(what) + ".", "",
+             + "; ".join(what) + ". The JSON has each one's page faults per call.", "",
              "| case | pass | implementation | " + " | ".join(heads) + " |",
              "|---|---|---|" + "---:|" * len(shown)]
     for (case, impl, pas), by in groups.items():

@@ -241,7 +241,7 @@ def time_modes(state: dict, modes, args, bar) -> None:
     repeat = max(3, -(-args.repeat // rounds))
     budget = args.budget / rounds
     # Per call, a slow implementation gets at least 3 calls over all rounds
-    # (not 3 per round): each call of a per-step loop takes 0.3-0.5 s here.
+    # (not 3 per round): each call of a per-step loop takes 0.1-0.8 s here.
     min_calls = -(-3 // rounds)
     for _ in range(rounds):
         for impl, prep, ok, pmsg in state["ready"]:
