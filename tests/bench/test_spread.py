@@ -95,3 +95,17 @@ def test_main_writes_the_table(tmp_path, capsys):
     out = tmp_path / "out" / "spread.md"
     assert spread.main([str(a), "--out", str(out)]) == 0
     assert out.read_text() == capsys.readouterr().out
+
+
+def test_per_call_modes_are_passes_of_their_own(tmp_path):
+    """Rows of --modes other than throughput are summarized apart, each
+    ratio within its own mode; rows without a mode are throughput's."""
+    a = _run(tmp_path / "a.json", 2.0, 1.0, 300.0)
+    data = json.loads(a.read_text())
+    busy = [dict(r, mode="busy", median_ms=r["median_ms"] * 10) for r in data["rows"] if "pass" in r]
+    data["rows"] += busy
+    a.write_text(json.dumps(data))
+    summary = {(e["impl"], e["pass"]): e for e in spread.summarize(spread.load([a]))}
+    assert summary[("fused", "fwd+bwd")]["median_ms"]["runs"] == [2.0]
+    assert summary[("fused", "fwd+bwd busy")]["median_ms"]["runs"] == [20.0]
+    assert summary[("x*2", "fwd busy")]["median_ms"]["runs"] == [10.0]

@@ -52,6 +52,11 @@ class Prepared:
     spikes: Callable | None = None
     parity_with: dict = field(default_factory=dict)  # kwargs for fs.reference.leaky
     note: str = ""
+    # Per-call modes (bench/percall.py): the graphs a user builds, one call
+    # at a time. call_fwd: the forward; call_fwdbwd: mx.grad of the spikes'
+    # .sum(), returning dL/dx first. None: no per-call modes for this one.
+    call_fwd: Callable | None = None
+    call_fwdbwd: Callable | None = None
 
 
 @dataclass
@@ -65,12 +70,16 @@ class Impl:
 BETA, THRESHOLD = 0.9, 1.0
 
 
-def make_inputs(case: Case, seed: int = 0):
+def make_inputs(case: Case, seed: int = 0, cotangents: bool = True):
     """x [T, B, N] (mean 0.3, sd 0.8: about 15% of neurons fire per step) and
-    random cotangents for spikes and the last membrane."""
+    random cotangents for spikes and the last membrane (None without
+    ``cotangents``: a per-call process holds only x, as a user's does)."""
     dtype = getattr(mx, case.dtype)
     k = mx.random.split(mx.random.key(seed), 3)
     x = (mx.random.normal(case.shape, key=k[0]) * 0.8 + 0.3).astype(dtype)
+    if not cotangents:
+        mx.eval(x)
+        return {"x": x, "cs": None, "cm": None}
     cs = mx.random.normal(case.shape, key=k[1]).astype(dtype)
     cm = mx.random.normal(case.shape[1:], key=k[2]).astype(dtype)
     mx.eval(x, cs, cm)
@@ -105,6 +114,18 @@ def _leaky_fs(backend: str, compiled: bool, learn: bool = False):
         def vjp(x_, cs_, cm_):
             return mx.vjp(f, [x_, *params] if learn else [x_], [cs_, cm_])
 
+        # Per call, as users write it: fs.ops.leaky(x, beta=0.9) (beta and
+        # threshold arrays for learn) and mx.grad of the spikes' plain sum.
+        def user_fwd(x_, *p):
+            kw = {"beta": p[0], "threshold": p[1]} if learn else {"beta": BETA}
+            return fs.ops.leaky(x_, backend=backend, **kw)
+
+        user_grad = mx.grad(lambda *a: user_fwd(*a)[0].sum(),
+                            argnums=(0, 1, 2) if learn else 0)
+        fwd_user = mx.compile(user_fwd) if compiled else user_fwd
+        grad_user = mx.compile(user_grad) if compiled else user_grad
+        args = (x, *params) if learn else (x,)
+
         fwd_fn = mx.compile(f) if compiled else f
         vjp_fn = mx.compile(vjp) if compiled else vjp
         return Prepared(
@@ -114,6 +135,7 @@ def _leaky_fs(backend: str, compiled: bool, learn: bool = False):
             spikes=lambda: tuple(_np(a) for a in f(x)),
             parity_with={},
             note="beta and threshold differentiated too" if learn else "",
+            call_fwd=lambda: fwd_user(*args), call_fwdbwd=lambda: grad_user(*args),
         )
     return prepare
 
@@ -126,8 +148,10 @@ def _fused_available(device):
 
 def _x_times_2(case, inp, device):
     x = inp["x"]
+    # Per call, one x * 2 with an eval and a sync is MLX's fixed cost per
+    # evaluation: the floor under any op's per-call latency.
     return Prepared(fwd=lambda: x * 2, fwdbwd=None, sync=_mlx_sync, launch=_mlx_launch,
-                    note="one read and one write of x")
+                    note="one read and one write of x", call_fwd=lambda: x * 2)
 
 
 def _torch_x2(case, inp, device):
@@ -161,9 +185,11 @@ def _mlxsnn(compiled: bool):
 
         fwd_fn = mx.compile(f) if compiled else f
         vjp_fn = mx.compile(vjp) if compiled else vjp
+        grad = mx.grad(lambda x_: f(x_)[0].sum())
+        grad = mx.compile(grad) if compiled else grad
         return Prepared(
             fwd=lambda: fwd_fn(x), fwdbwd=lambda: vjp_fn(x, cs, cm), sync=_mlx_sync,
-            launch=_mlx_launch,
+            launch=_mlx_launch, call_fwd=lambda: fwd_fn(x), call_fwdbwd=lambda: grad(x),
             spikes=lambda: tuple(_np(a) for a in f(x)),
             # mlx-snn fires with >= and resets in the same step, gradient not detached
             parity_with={"convention": "same_step"},

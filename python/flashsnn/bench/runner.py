@@ -8,7 +8,12 @@ of the fused kernel's and of one `x * 2` pass over the input (the memory
 bandwidth yardstick); a failed parity check prints FAIL instead of a ratio.
 The machine and versions head the table; a JSON file holds everything.
 
+Besides that back-to-back ``throughput``, ``--modes`` times one call at a
+time as users make it (``latency``, ``cache-off``, ``busy``; see
+bench/percall.py) and prints each mode's median and its ratio to latency.
+
     flashsnn bench                          # CPU, the registry's CPU shapes
+    flashsnn bench --modes throughput latency   # no cache-off, no busy
     flashsnn bench --device gpu --out benchmarks/results/leaky-h100.json
 """
 
@@ -29,6 +34,7 @@ import numpy as np
 
 import flashsnn as fs
 
+from . import percall
 from .registry import BENCHMARKS, Case, make_inputs
 
 PARITY_MEM_TOL = 1e-5   # relative RMS of the final membrane
@@ -56,6 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mlx-cache-limit", type=int, default=-1, metavar="MB",
                    help="MLX buffer-cache limit for the run, in MB (default and -1: MLX's "
                         "own, which keeps 32 MB of freed buffers on the CPU)")
+    p.add_argument("--modes", nargs="+", default=list(percall.DEFAULT_MODES), metavar="MODE",
+                   help="how to time each implementation, in this order whatever the order "
+                        "given: throughput (passes back to back), then per call as users "
+                        "run it (graph, mx.eval, mx.synchronize), each in a fresh process: "
+                        "latency (MLX's cache as users have it), cache-off "
+                        "(mx.set_cache_limit(0)), busy (after other MLX work filled the "
+                        "cache; runs last, after every case). Default: all four; "
+                        "`--modes throughput` is the run of earlier versions")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=Path, default=Path("flashsnn-bench.json"),
                    help="JSON results (a .md table is written beside it)")
@@ -136,9 +150,23 @@ def time_it(prep, fn, repeat: int, warmup: int, budget: float, device: str) -> l
     return times
 
 
-def parity(case: Case, inputs: dict, name: str, prep) -> tuple[bool, str]:
+def _rel(a, b) -> float:
+    a, b = np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32))
+    return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-30))
+
+
+def _reference_sum_grad(inputs: dict):
+    """d(spikes.sum())/dx on the reference, once per case."""
+    if "ref_sum_grad" not in inputs:
+        inputs["ref_sum_grad"] = mx.grad(lambda a: fs.reference.leaky(
+            a, beta=0.9, threshold=1.0)[0].sum())(inputs["x"])
+    return inputs["ref_sum_grad"]
+
+
+def parity(case: Case, inputs: dict, name: str, prep, per_call: bool = False) -> tuple[bool, str]:
     """Forward spikes/membrane against the reference with the same semantics;
-    for flashsnn's own paths also the gradient."""
+    for flashsnn's own paths also the gradient, and with ``per_call`` the
+    gradient of the per-call modes' graph (mx.grad of the spikes' sum)."""
     if prep.spikes is None:
         return True, ""
     x = inputs["x"]
@@ -163,73 +191,124 @@ def parity(case: Case, inputs: dict, name: str, prep) -> tuple[bool, str]:
                          [x], cot)
         _, (rg,) = mx.vjp(lambda a: fs.ops.leaky(a, beta=0.9, threshold=1.0,
                                                  backend="reference"), [x], cot)
-        g, rg = np.array(g.astype(mx.float32)), np.array(rg.astype(mx.float32))
-        gerr = float(np.sqrt(np.mean((g - rg) ** 2)) / (np.sqrt(np.mean(rg ** 2)) + 1e-30))
+        gerr = _rel(g, rg)
         ok = gerr <= PARITY_GRAD_TOL
         msg += f", dx rel {gerr:.1e}"
+    if ok and per_call and name in OWN and prep.call_fwdbwd is not None:
+        g = prep.call_fwdbwd()
+        gerr = _rel(g[0] if isinstance(g, (tuple, list)) else g, _reference_sum_grad(inputs))
+        ok = gerr <= PARITY_GRAD_TOL
+        msg += f", per-call dx rel {gerr:.1e}"
     return ok, msg
 
 
-def run_case(case: Case, impls, args, bar) -> list[dict]:
-    """Every implementation's passes, timed in `args.rounds` interleaved
-    rounds: round r times each implementation in turn with 1/rounds of the
-    repeats and budget, and a pass's median is over the samples of all
-    rounds. On a shared machine whose speed drifts from minute to minute
-    (the 2-core VM this was tuned on: +-20%), every implementation then sees
-    the same slow and fast phases, instead of the one timed during a slow
-    phase looking slow."""
+def prepare_case(case: Case, impls, args, bar) -> dict:
+    """A case's inputs, each available implementation prepared and checked
+    for parity (before any timing), and a row for each one skipped."""
     inputs = make_inputs(case)
-    rows, ready = [], []
+    per_call = any(m in percall.PER_CALL for m in args.modes)
+    skipped, ready = [], []
     for impl in impls:
         why = impl.available(args.device)
         if not why and case.dtype != "float32" and impl.name not in OWN and not impl.yardstick:
             why = "float32 only"
         if why:
-            rows.append({"case": case.label, "impl": impl.name, "skipped": why})
-            bar.update(2 * args.rounds)
+            skipped.append({"case": case.label, "impl": impl.name, "skipped": why})
+            bar.update(2 * args.rounds * _phases(args.modes))
             continue
         prep = impl.prepare(case, inputs, args.device)
-        ready.append((impl, prep, *parity(case, inputs, impl.name, prep)))
-    samples = {}
+        ready.append((impl, prep, *parity(case, inputs, impl.name, prep, per_call)))
+    return {"case": case, "inputs": inputs, "skipped": skipped, "ready": ready,
+            "samples": {}, "busy": None, "rounds": args.rounds, "per_call": {}}
+
+
+def _phases(modes) -> int:
+    """Timing phases: one for throughput, latency and cache-off together,
+    one for busy (after every case's first phase)."""
+    return int(any(m != "busy" for m in modes)) + int("busy" in modes)
+
+
+def time_modes(state: dict, modes, args, bar) -> None:
+    """Every implementation's passes in `modes`, timed in `args.rounds`
+    interleaved rounds: round r times each implementation in turn, each pass
+    in each mode, with 1/rounds of the repeats and budget, and a median is
+    over the samples of all rounds. On a shared machine whose speed drifts
+    from minute to minute (the 2-core VM this was tuned on: +-20%), every
+    implementation and mode then sees the same slow and fast phases, instead
+    of the one timed during a slow phase looking slow."""
+    case, samples = state["case"], state["samples"]
     rounds = args.rounds  # >= 1, checked by run()
     repeat = max(3, -(-args.repeat // rounds))
+    budget = args.budget / rounds
+    # Per call, a slow implementation gets at least 3 calls over all rounds
+    # (not 3 per round): each call of a per-step loop takes 0.1-0.8 s here.
+    min_calls = -(-3 // rounds)
     for _ in range(rounds):
-        for impl, prep, ok, pmsg in ready:
-            for pas, fn in (("fwd", prep.fwd), ("fwd+bwd", prep.fwdbwd)):
-                bar.set_description(f"{case.label} {impl.name} {pas}")
-                if fn is not None:
-                    samples.setdefault((impl.name, pas), []).extend(
-                        time_it(prep, fn, repeat, args.warmup, args.budget / rounds,
-                                args.device))
+        for impl, prep, ok, pmsg in state["ready"]:
+            for pas, fn, call in (("fwd", prep.fwd, prep.call_fwd),
+                                  ("fwd+bwd", prep.fwdbwd, prep.call_fwdbwd)):
+                bar.set_description(f"{case.label} {impl.name} {pas} {'/'.join(modes)}")
+                for mode in modes:
+                    if mode == "throughput" and fn is not None:
+                        t = time_it(prep, fn, repeat, args.warmup, budget, args.device)
+                    elif mode != "throughput" and call is not None:
+                        t, info = percall.run_fresh(case, impl.name, pas, mode, repeat,
+                                                    args.warmup, budget, min_calls,
+                                                    args.device, args.mlx_cache_limit)
+                        state["busy"] = info.get("busy", state["busy"])
+                        state["per_call"].setdefault((impl.name, pas, mode), []).append(info)
+                    else:
+                        continue
+                    samples.setdefault((impl.name, pas, mode), []).extend(t)
                 bar.update(1)
-    for impl, prep, ok, pmsg in ready:
+
+
+def case_rows(state: dict, modes) -> list[dict]:
+    """One row per implementation, pass and mode timed, with the ratios
+    within this run: to the fused op and to x*2 in the same mode, to the
+    floor (throughput), latency to throughput, the others to latency."""
+    case, inputs, samples = state["case"], state["inputs"], state["samples"]
+    rows = list(state["skipped"])
+    for impl, prep, ok, pmsg in state["ready"]:
         for pas in ("fwd", "fwd+bwd"):
-            t = samples.get((impl.name, pas))
-            if not t:
-                continue
-            rows.append({"case": case.label, "T": case.T, "B": case.B, "N": case.N,
-                         "dtype": case.dtype, "impl": impl.name, "pass": pas,
-                         "median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
-                         "runs": len(t), "rounds": rounds, "parity_ok": ok, "parity": pmsg,
-                         "note": prep.note, "yardstick": impl.yardstick})
-    # ratios, within this run only
-    fused = {r["pass"]: r["median_ms"] for r in rows if r.get("impl") == "fused" and "pass" in r}
-    x2 = next((r["median_ms"] for r in rows if r.get("impl") == "x*2"), None)
-    # x*2 reads and writes x once: the fastest yardstick (MLX's, or torch's
-    # on a GPU) gives this run's bandwidth, and the fewest bytes a pass must
-    # move over it gives that pass's floor.
-    yard = [r["median_ms"] for r in rows if r.get("yardstick") and "pass" in r]
-    bw = 2 * inputs["x"].nbytes / (min(yard) * 1e-3) if yard else None
-    for r in rows:
-        if r.get("impl") == "fused" and bw:
-            r["floor_bandwidth_GBps"] = bw / 1e9
-    for r in rows:
-        if "pass" not in r:
-            continue
-        f = fused.get(r["pass"])
+            for mode in modes:
+                t = samples.get((impl.name, pas, mode))
+                if not t:
+                    continue
+                rows.append({"case": case.label, "T": case.T, "B": case.B, "N": case.N,
+                             "dtype": case.dtype, "impl": impl.name, "pass": pas, "mode": mode,
+                             "median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
+                             "runs": len(t), "rounds": state["rounds"], "parity_ok": ok,
+                             "parity": pmsg, "note": prep.note, "yardstick": impl.yardstick})
+                infos = state["per_call"].get((impl.name, pas, mode))
+                if infos:  # what the fresh processes reported: the same limit in each
+                    rows[-1]["cache_limit_mb"] = infos[-1]["cache_limit_mb"]
+                    faults = [i["page_faults_per_call"] for i in infos
+                              if "page_faults_per_call" in i]
+                    if faults:
+                        rows[-1]["page_faults_per_call"] = statistics.median(faults)
+    timed = [r for r in rows if "pass" in r]
+    ms = {(r["impl"], r["pass"], r["mode"]): r["median_ms"] for r in timed}
+    for r in timed:
+        f = ms.get(("fused", r["pass"], r["mode"]))
+        x2 = ms.get(("x*2", "fwd", r["mode"]))
         r["vs_fused"] = r["median_ms"] / f if f else None
         r["vs_x2"] = r["median_ms"] / x2 if x2 else None
-        if bw and not r["yardstick"]:
+        base = "throughput" if r["mode"] == "latency" else "latency"
+        b = ms.get((r["impl"], r["pass"], base))
+        if r["mode"] != "throughput" and b:
+            r[f"vs_{base}"] = r["median_ms"] / b
+    # x*2 reads and writes x once: the fastest yardstick back to back (MLX's,
+    # or torch's on a GPU) gives this run's bandwidth, and the fewest bytes a
+    # pass must move over it gives that pass's floor.
+    yard = [r["median_ms"] for r in timed if r["yardstick"] and r["mode"] == "throughput"]
+    bw = 2 * inputs["x"].nbytes / (min(yard) * 1e-3) if yard else None
+    for r in timed:
+        if r["mode"] != "throughput" or not bw:
+            continue
+        if r["impl"] == "fused":
+            r["floor_bandwidth_GBps"] = bw / 1e9
+        if not r["yardstick"]:
             r["floor_ms"] = floor_bytes(case, r["pass"]) / bw * 1e3
             r["vs_floor"] = r["median_ms"] / r["floor_ms"]
     return rows
@@ -248,13 +327,20 @@ def floor_bytes(case: Case, pas: str) -> int:
     return fwd + plane * 4 + (plane * 4 + plane * e + state * e) + plane * e
 
 
-def table(rows: list[dict], info: dict) -> str:
-    lines = [headline(info), "",
-             "| case | pass | implementation | median ms | x fused | x (x*2) | x floor | parity |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+def table(rows: list[dict], info: dict, modes=("throughput",), busy: dict | None = None) -> str:
+    """The throughput table (implementations skipped included), then the
+    per-call table of bench/percall.py."""
+    lines = [headline(info), ""]
+    if "throughput" in modes:
+        lines += ["| case | pass | implementation | median ms | x fused | x (x*2) | x floor "
+                  "| parity |", "|---|---|---|---:|---:|---:|---:|---|"]
+    else:
+        lines += ["Skipped: " + (", ".join(f"{r['impl']} ({r['skipped']})" for r in rows
+                                          if "skipped" in r) or "none")]
     for r in rows:
-        if "skipped" in r:
+        if "skipped" in r and "throughput" in modes:
             lines.append(f"| {r['case']} | | {r['impl']} | skipped: {r['skipped']} | | | | |")
+        if "skipped" in r or r["mode"] != "throughput":
             continue
         if r["parity_ok"]:
             vf = f"{r['vs_fused']:.2f}" if r["vs_fused"] else ""
@@ -267,6 +353,9 @@ def table(rows: list[dict], info: dict) -> str:
             par = "yardstick"
         lines.append(f"| {r['case']} | {r['pass']} | {r['impl']} | {r['median_ms']:.3f} | "
                      f"{vf} | {vx} | {vl} | {par} |")
+    per_call = percall.table(rows, modes, busy)
+    if per_call:
+        lines += ["", per_call]
     return "\n".join(lines)
 
 
@@ -305,6 +394,11 @@ def run(args) -> int:
         print(f"[bench] --mlx-cache-limit takes MB >= 0, or -1 for MLX's own; "
               f"got {args.mlx_cache_limit}", file=sys.stderr)
         return 2
+    try:
+        args.modes = percall.parse_modes(args.modes)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     set_cache_limit(args.mlx_cache_limit)
     bench = BENCHMARKS[args.family]
     if args.shapes:
@@ -330,16 +424,26 @@ def run(args) -> int:
         impls = [i for i in impls if i.name in args.impls or i.yardstick]
     info = machine_info(args.device)
     info["mlx cache limit"] = cache_limit_label(args.mlx_cache_limit)
-    rows = []
-    with tqdm(total=len(cases) * len(impls) * 2 * args.rounds, unit="pass", file=sys.stderr,
-              disable=args.no_progress) as bar:
+    first = [m for m in args.modes if m != "busy"]
+    states = []
+    with tqdm(total=len(cases) * len(impls) * 2 * args.rounds * _phases(args.modes),
+              unit="pass", file=sys.stderr, disable=args.no_progress) as bar:
         for case in cases:
-            rows += run_case(case, impls, args, bar)
-    text = table(rows, info)
+            states.append(prepare_case(case, impls, args, bar))
+            if first:
+                time_modes(states[-1], first, args, bar)
+        # busy fills MLX's cache with other buffers and leaves it so: last,
+        # after every case's other modes.
+        if "busy" in args.modes:
+            for state in states:
+                time_modes(state, ["busy"], args, bar)
+    rows = [r for state in states for r in case_rows(state, args.modes)]
+    busy = next((s["busy"] for s in states if s["busy"]), None)
+    text = table(rows, info, args.modes, busy)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": info, "rows": rows,
-                                    "command": " ".join(sys.argv)}, indent=2))
+    args.out.write_text(json.dumps({"machine": info, "modes": args.modes, "busy_routine": busy,
+                                    "rows": rows, "command": " ".join(sys.argv)}, indent=2))
     args.out.with_suffix(".md").write_text(text + "\n")
     print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
     return 0 if all(r.get("parity_ok", True) for r in rows) else 1

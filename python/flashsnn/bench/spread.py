@@ -41,8 +41,14 @@ def load(paths: list[Path]) -> list[dict]:
 
 
 def _timed(run: dict) -> dict:
-    """(case, impl, pass) -> row, for the rows that were timed and passed parity."""
-    return {(r["case"], r["impl"], r["pass"]): r for r in run["rows"]
+    """(case, impl, pass) -> row, for the rows that were timed and passed
+    parity. A per-call mode's row (``--modes``) counts as a pass of its own,
+    ``"fwd+bwd busy"``; throughput's, and rows of runs from before modes
+    existed, keep the bare pass."""
+    def label(r):
+        mode = r.get("mode", "throughput")
+        return r["pass"] if mode == "throughput" else f"{r['pass']} {mode}"
+    return {(r["case"], r["impl"], label(r)): r for r in run["rows"]
             if "pass" in r and r.get("parity_ok", True)}
 
 
