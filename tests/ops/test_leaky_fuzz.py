@@ -196,10 +196,14 @@ def test_shapeless_compile_on_empty_inputs(shape):
     """An empty replay of a graph traced on a non-empty x reaches the
     primitives (the op's own empty path is not in the graph): the backward
     divided by T = 0 (SIGFPE) before these checks."""
+    fwd = mx.compile(lambda x_, b_: fs.ops.leaky(x_, beta=b_, backend="fused"), shapeless=True)
     grad = mx.compile(mx.grad(_loss, argnums=(0, 1)), shapeless=True)
     b = mx.array(0.9)
-    mx.eval(grad(mx.ones((5, 4)), b))
-    with pytest.raises(ValueError, match=r"\[leaky\] x of shape .* is empty under mx.compile"):
+    mx.eval(fwd(mx.ones((5, 4)), b), grad(mx.ones((5, 4)), b))
+    msg = r"\[leaky\] x of shape .* is empty under mx.compile"
+    with pytest.raises(ValueError, match=msg):
+        fwd(mx.ones(shape), b)  # CUDA: a launch of 0 blocks
+    with pytest.raises(ValueError, match=msg):
         grad(mx.ones(shape), b)
 
 
@@ -433,3 +437,16 @@ def test_offsets_past_2_31_elements():
     del spk, mem
     dx = mx.grad(lambda x_: sum(o.astype(mx.float32).sum() for o in fs.ops.leaky(x_, **kw)))(x)
     assert mx.all(dx[:T - 1] == 1).item() and mx.all(dx[T - 1] == 2).item()
+
+
+def test_vmap_of_vjp_over_cotangents_past_2_31_neurons():
+    """Only the cotangents batched: the forward runs once, unbatched, and the
+    backward's vmap broadcasts h to 65536 x 32769 neurons."""
+    x = mx.zeros((1, 32769))
+    cot = mx.zeros((65536, 1, 32769))  # never evaluated
+
+    def vjp(c):
+        return mx.vjp(lambda x_: fs.ops.leaky(x_, beta=0.9, backend="fused")[0], [x], [c])[1][0]
+    with pytest.raises(ValueError, match=r"\[leaky\] x of shape \(1, 65536, 32769\) has "
+                                         r"2147549184 neurons.* under mx.vmap"):
+        mx.vmap(vjp)(cot)
