@@ -35,8 +35,8 @@ ENV = "FLASHSNN_MLX"
 
 
 def _skbuild():
-    # Imported at the first hook, not with this module: tests read the
-    # choices below without scikit-build-core installed.
+    # Looked up at each hook (tests replace it, and read the choices below
+    # without scikit-build-core installed).
     return importlib.import_module("scikit_build_core.build")
 
 
@@ -112,12 +112,19 @@ def build_sdist(sdist_directory, config_settings=None):
 
 
 # scikit-build-core offers these two only where its metadata cannot depend on
-# the build (no "failed" overrides), which holds for flashsnn's pyproject.
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    return _skbuild().prepare_metadata_for_build_wheel(metadata_directory,
-                                                       _split(config_settings)[2])
+# the build (no "failed" overrides): offer them exactly when it does, since a
+# PEP 517 backend that defines a hook must answer it.
+try:
+    _METADATA_HOOKS = hasattr(importlib.import_module("scikit_build_core.build"),
+                              "prepare_metadata_for_build_wheel")
+except ImportError:  # tests import this module without scikit-build-core
+    _METADATA_HOOKS = False
 
+if _METADATA_HOOKS:
+    def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+        return _skbuild().prepare_metadata_for_build_wheel(metadata_directory,
+                                                           _split(config_settings)[2])
 
-def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
-    return _skbuild().prepare_metadata_for_build_editable(metadata_directory,
-                                                          _split(config_settings)[2])
+    def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
+        return _skbuild().prepare_metadata_for_build_editable(metadata_directory,
+                                                              _split(config_settings)[2])
