@@ -432,10 +432,11 @@ def test_offsets_past_2_31_elements():
     kw = dict(beta=0.0, threshold=1.0, reset_mechanism="zero", backend="fused",
               spike_grad=fs.surrogate.straight_through())
     spk, mem = fs.ops.leaky(x, **kw)
-    assert spk.astype(mx.float32).sum().item() == 2 * N
+    assert not mx.any(spk[:T - 2]).item()  # no spike landed anywhere else
     assert mx.all(spk[T - 2:] == 1).item() and mx.all(mem == 1.5).item()
     del spk, mem
-    dx = mx.grad(lambda x_: sum(o.astype(mx.float32).sum() for o in fs.ops.leaky(x_, **kw)))(x)
+    # The loss itself overflows float16 (2^31 ones); its gradient is exact.
+    dx = mx.grad(lambda x_: sum(o.sum() for o in fs.ops.leaky(x_, **kw)))(x)
     assert mx.all(dx[:T - 1] == 1).item() and mx.all(dx[T - 1] == 2).item()
 
 
