@@ -117,7 +117,8 @@ def run_pytest(tmp_path, ext: str, **env):
     (tests / "test_one.py").write_text("def test_one():\n    pass\n")
     (tmp_path / "fake_ext_plugin.py").write_text(FAKE_EXT[ext])
     pkg = Path(flashsnn.__file__).parent.parent
-    environ = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{pkg}", **env}
+    path = os.pathsep.join(filter(None, [str(tmp_path), str(pkg), os.environ.get("PYTHONPATH")]))
+    environ = {**os.environ, "PYTHONPATH": path, **env}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "fake_ext_plugin", str(tests)], capture_output=True, text=True,
                           timeout=300, env=environ, cwd=tmp_path)
