@@ -7,8 +7,9 @@
 #   FLASHSNN_CUDA_ARCHITECTURES  GPUs to build machine code for, plus PTX
 #   FMT_INCLUDE_DIR              folder holding fmt/format.h (MLX's CUDA
 #                                headers include it; the wheels lack it)
-# MLX's own config (find_package(MLX) above) needs CUDAToolkit and cuDNN's
-# headers: CUDNN_INCLUDE_PATH / CUDNN_LIBRARY_PATH for pip's nvidia-cudnn-cu13.
+#   FLASHSNN_FMT_URL             where to fetch fmt 12.1.0 when none is found
+# MLX's own config (find_package(MLX) above) needs CUDAToolkit and cuDNN;
+# csrc/mlx_cudnn.cmake answers the cuDNN part unless CUDNN_INCLUDE_PATH is given.
 
 # sm_80 (A100), sm_86 (RTX 30xx, A10), sm_89 (L4, RTX 40xx), sm_90 (H100,
 # H200) as machine code, and compute_90 PTX that newer GPUs (Blackwell)
@@ -54,25 +55,74 @@ target_compile_options(_ext PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-fmad=false --ftz=false --prec-div=true --prec-sqrt=true
   -Xcompiler=-ffp-contract=off>)
 
-# fmt for MLX's headers (mlx/backend/cuda/lru_cache.h), header-only.
+# fmt for MLX's headers (mlx/backend/cuda/lru_cache.h includes
+# <fmt/format.h>; the mlx-cuda wheels do not ship it), header-only. In order:
+# FMT_INCLUDE_DIR, an installed fmt (CMake package, then the system headers,
+# e.g. Debian's libfmt-dev), else fmt 12.1.0 (MLX's own) fetched from
+# GitHub at its pinned commit, its three headers checked against their
+# SHA-256 (git blobs of that commit).
 set(FMT_INCLUDE_DIR "" CACHE PATH "folder holding fmt/format.h (e.g. Debian libfmt-dev's /usr/include)")
+set(FLASHSNN_FMT_URL
+    "https://github.com/fmtlib/fmt/archive/407c905e45ad75fc29bf0f9bb7c5c2fd3475976f.tar.gz"
+    CACHE STRING "fmt 12.1.0 source archive, fetched when no fmt is installed")
+if(NOT FMT_INCLUDE_DIR)
+  find_package(fmt CONFIG QUIET)
+  if(NOT TARGET fmt::fmt-header-only)
+    find_path(_fs_fmt_dir fmt/format.h)
+    if(_fs_fmt_dir)
+      set(FMT_INCLUDE_DIR "${_fs_fmt_dir}")
+    else()
+      set(_fs_fmt "${CMAKE_CURRENT_BINARY_DIR}/fmt-12.1.0")
+      if(NOT EXISTS "${_fs_fmt}/include/fmt/format.h")
+        message(STATUS "flashsnn: no fmt installed; fetching fmt 12.1.0 from ${FLASHSNN_FMT_URL}")
+        file(DOWNLOAD "${FLASHSNN_FMT_URL}" "${CMAKE_CURRENT_BINARY_DIR}/fmt.tar.gz"
+             STATUS _fs_status TIMEOUT 120)
+        list(GET _fs_status 0 _fs_code)
+        if(NOT _fs_code EQUAL 0)
+          list(GET _fs_status 1 _fs_why)
+          message(FATAL_ERROR
+            "flashsnn: MLX's CUDA headers need fmt (<fmt/format.h>), which the mlx-cuda wheel "
+            "does not ship; none is installed, and fetching it failed (${_fs_why}). Install it "
+            "(Debian/Ubuntu: apt-get install libfmt-dev) or pass -DFMT_INCLUDE_DIR=<folder "
+            "holding fmt/format.h> (pip: -C cmake.define.FMT_INCLUDE_DIR=...; "
+            "scripts/gpu/fetch_fmt.sh DIR fetches Debian's headers). See docs/cuda.md.")
+        endif()
+        file(ARCHIVE_EXTRACT INPUT "${CMAKE_CURRENT_BINARY_DIR}/fmt.tar.gz"
+             DESTINATION "${CMAKE_CURRENT_BINARY_DIR}/fmt-src" PATTERNS "*/include/fmt/*")
+        file(GLOB _fs_fmt_src "${CMAKE_CURRENT_BINARY_DIR}/fmt-src/*/include")
+        foreach(_fs_pair "base.h=73ba80ca15c02d6826a611d1651ca6f1495ec127815e257a5d6552d6f6ad313e"
+                         "format.h=b4c65350362bf40e76a8e6b450587d912c7081b6eafeafaf3d7bcf53153e17fc"
+                         "format-inl.h=e7baf108b84e89b29915bb35733540f8f4262cd8f4b41c15754eed4d2f185f61")
+          string(REPLACE "=" ";" _fs_pair "${_fs_pair}")
+          list(GET _fs_pair 0 _fs_name)
+          list(GET _fs_pair 1 _fs_want)
+          set(_fs_got "")
+          if(EXISTS "${_fs_fmt_src}/fmt/${_fs_name}")
+            file(SHA256 "${_fs_fmt_src}/fmt/${_fs_name}" _fs_got)
+          endif()
+          if(NOT _fs_got STREQUAL _fs_want)
+            message(FATAL_ERROR "flashsnn: fmt/${_fs_name} from ${FLASHSNN_FMT_URL} is not fmt "
+                                "12.1.0's (SHA-256 '${_fs_got}'); install libfmt-dev or pass "
+                                "-DFMT_INCLUDE_DIR instead")
+          endif()
+        endforeach()
+        file(REMOVE_RECURSE "${_fs_fmt}")
+        file(COPY "${_fs_fmt_src}/fmt" DESTINATION "${_fs_fmt}/include")
+      endif()
+      set(FMT_INCLUDE_DIR "${_fs_fmt}/include")
+    endif()
+  endif()
+endif()
 if(FMT_INCLUDE_DIR)
   if(NOT EXISTS "${FMT_INCLUDE_DIR}/fmt/format.h")
     message(FATAL_ERROR "flashsnn: FMT_INCLUDE_DIR=${FMT_INCLUDE_DIR} has no fmt/format.h")
   endif()
   target_include_directories(_ext SYSTEM PRIVATE "${FMT_INCLUDE_DIR}")
   target_compile_definitions(_ext PRIVATE $<$<COMPILE_LANGUAGE:CXX>:FMT_HEADER_ONLY>)
+  message(STATUS "flashsnn: fmt headers from ${FMT_INCLUDE_DIR}")
 else()
-  find_package(fmt CONFIG QUIET)
-  if(TARGET fmt::fmt-header-only)
-    target_link_libraries(_ext PRIVATE fmt::fmt-header-only)
-  else()
-    message(FATAL_ERROR
-      "flashsnn: MLX's CUDA headers need fmt (<fmt/format.h>), which the mlx-cuda wheel "
-      "does not ship. Install it (Debian/Ubuntu: apt-get install libfmt-dev) or pass "
-      "-DFMT_INCLUDE_DIR=<folder holding fmt/format.h> (pip: -C cmake.define.FMT_INCLUDE_DIR=...; "
-      "scripts/gpu/fetch_fmt.sh DIR fetches the headers without installing). See docs/cuda.md.")
-  endif()
+  target_link_libraries(_ext PRIVATE fmt::fmt-header-only)
+  message(STATUS "flashsnn: fmt from its CMake package (${fmt_DIR})")
 endif()
 
 message(STATUS "flashsnn: CUDA kernels for ${FLASHSNN_CUDA_ARCHS} "

@@ -59,6 +59,11 @@ void launch(mx::cu::CommandEncoder& enc, const cuda::Launch& l, P& params) {
 
 }  // namespace
 
+void leaky_check_gpu(const mx::Stream& s) {
+  if (const char* err = cuda::leaky_check_device(mx::cu::device(s.device).cuda_device()))
+    fail(kOp, err);
+}
+
 void LeakyForward::eval_gpu(const std::vector<mx::array>& inputs,
                             std::vector<mx::array>& outputs) {
   auto& enc = prepare(stream(), inputs, outputs);

@@ -159,4 +159,18 @@ const char* leaky_backward_launch(const LeakyBwdParams& p, int dtype, int reset,
   return launch<true>(p, dtype, reset, mode, device, out);
 }
 
+const char* leaky_check_device(int device) {
+  // Every kernel is built for the same architectures, so one resolves for
+  // all: cudaGetFuncBySymbol fails the same way for each when this GPU's is
+  // missing. resolve() caches it, so later calls only take the lock.
+  int prev = 0;
+  const bool had = cudaGetDevice(&prev) == cudaSuccess;
+  CUfunction fn = nullptr;
+  int sms = 0;
+  const char* err =
+      resolve(symbol<false, 1>(kFloat32, fs::kSubtract, fs::kDelayed), device, &fn, &sms);
+  if (had && prev != device) cudaSetDevice(prev);
+  return err;
+}
+
 }  // namespace flashsnn::cuda

@@ -69,4 +69,11 @@ const char* leaky_forward_launch(const LeakyFwdParams& p, int dtype, int reset, 
 const char* leaky_backward_launch(const LeakyBwdParams& p, int dtype, int reset, int mode,
                                   int device, Launch* out);
 
+// Whether the kernels can launch on CUDA device `device` at all (this build
+// has code for its architecture; the runtime finds the functions): null, or
+// the message. The op asks while it builds the graph, so that this failure
+// never surfaces inside eval_gpu. The calling thread's current device is
+// left as it was.
+const char* leaky_check_device(int device);
+
 }  // namespace flashsnn::cuda

@@ -51,34 +51,16 @@ fi
 sp=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 libmlx=$sp/mlx/lib/libmlx.so
 
-# 2. cuDNN: MLX's CMake config requires cudnn.h and finds libcudnn* files, but
-#    nothing here includes or links cuDNN (libmlx.so carries its own NEEDED
-#    entries). Keep the headers of the nvidia-cudnn-cu13 wheel and stand empty
-#    files in for the libraries, instead of ~700 MB of cuDNN.
-cudnn=$cache/cudnn
-if [ ! -f "$cudnn/include/cudnn.h" ]; then
-  log "fetching cuDNN headers (nvidia-cudnn-cu13 wheel, headers kept)"
-  tmp=$(mktemp -d)
-  "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
-    --only-binary=:all: -d "$tmp" "nvidia-cudnn-cu13==9.*"
-  rm -rf "$cudnn" && mkdir -p "$cudnn/include" "$cudnn/lib"
-  ( cd "$tmp" && unzip -q -o ./*.whl 'nvidia/cudnn/include/*' )
-  cp "$tmp"/nvidia/cudnn/include/*.h "$cudnn/include/"
-  rm -rf "$tmp"
-fi
-for l in cudnn cudnn_graph cudnn_engines_runtime_compiled; do
-  [ -e "$cudnn/lib/lib$l.so" ] || : > "$cudnn/lib/lib$l.so"
-done
-
-# 3. fmt headers (MLX's CUDA headers include <fmt/format.h>).
+# 2. fmt headers (MLX's CUDA headers include <fmt/format.h>). cuDNN, which
+#    MLX's CMake config asks for, needs nothing: csrc/mlx_cudnn.cmake answers it.
 bash "$root/scripts/gpu/fetch_fmt.sh" "$cache/fmt" >/dev/null
 
-# 4. Build the wheel against that MLX.
+# 3. Build the wheel against that MLX (-C mlx=cuda13: CMake fails unless it
+#    finds MLX's CUDA build).
 log "building (CMAKE_BUILD_PARALLEL_LEVEL=$CMAKE_BUILD_PARALLEL_LEVEL; the .cu takes minutes)"
 rm -rf "$cache/wheel"
-defs=(-C "cmake.define.FMT_INCLUDE_DIR=$cache/fmt/include"
-      -C "cmake.define.CUDNN_INCLUDE_PATH=$cudnn/include"
-      -C "cmake.define.CUDNN_LIBRARY_PATH=$cudnn/lib"
+defs=(-C mlx=cuda13
+      -C "cmake.define.FMT_INCLUDE_DIR=$cache/fmt/include"
       -C "cmake.define.CMAKE_CUDA_COMPILER=$nvcc"
       -C "build-dir=$cache/build/{wheel_tag}")
 # Always passed: an empty value means backend.cmake's default, and a value
@@ -88,7 +70,7 @@ PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip wheel -q --disable-pip-version-
   --no-build-isolation --no-deps -w "$cache/wheel" "${defs[@]}" "$root"
 whl=$(ls "$cache"/wheel/flashsnn-*-cp312-*.whl)
 
-# 5. The package, unpacked, ready for PYTHONPATH.
+# 4. The package, unpacked, ready for PYTHONPATH.
 rm -rf "$out" && mkdir -p "$out"
 ( cd "$out" && unzip -q "$whl" 'flashsnn/*' )
 so=$(ls "$out"/flashsnn/_ext.cpython-312-x86_64-linux-gnu.so)
@@ -98,7 +80,7 @@ case "$out" in "$root"/*)
   grep -qxF "$rel" "$exclude" 2>/dev/null || echo "$rel" >> "$exclude" ;;
 esac
 
-# 6. Checks that a wrong build would otherwise only show on the GPU host.
+# 5. Checks that a wrong build would otherwise only show on the GPU host.
 fail() { echo "build_cuda: CHECK FAILED: $*" >&2; exit 1; }
 dyn=$(readelf -d "$so")
 grep -q 'RUNPATH.*\[\$ORIGIN/../mlx/lib\]' <<<"$dyn" || fail "RUNPATH is not \$ORIGIN/../mlx/lib"

@@ -1,6 +1,6 @@
 // Leaky without a GPU backend: this build found neither Metal nor CUDA in the
 // installed MLX. The Python op never routes GPU arrays here ("auto" takes the
-// reference path), so reaching this is a direct _ext call on a GPU stream.
+// reference path); a direct _ext call on a GPU stream fails in leaky_check_gpu.
 #include "../ops/common.h"
 #include "../ops/leaky.h"
 
@@ -14,6 +14,12 @@ namespace {
        "rebuild flashsnn against MLX's Metal or CUDA build (see README)");
 }
 }  // namespace
+
+// leaky_forward calls this for every GPU stream, so the two eval_gpu below
+// are never reached through the op.
+void leaky_check_gpu(const mx::Stream&) {
+  no_gpu();
+}
 
 void LeakyForward::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
   no_gpu();

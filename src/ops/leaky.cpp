@@ -3,6 +3,7 @@
 #include "leaky.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -38,11 +39,74 @@ bool is_suffix_param(const mx::array& p, const Shape_t& S) {
 
 void check_options(const LeakyOptions& o) {
   if (o.reset < fs::kSubtract || o.reset > fs::kNone)
-    fail(kOp, "reset must be 0 (subtract), 1 (zero) or 2 (none)");
+    fail(kOp, "reset must be 0 (subtract), 1 (zero) or 2 (none); got " + std::to_string(o.reset));
   if (o.mode < fs::kDelayed || o.mode > fs::kSameStep)
-    fail(kOp, "mode must be 0 (delayed), 1 (immediate) or 2 (same-step)");
-  if (o.surrogate.id < 0 || o.surrogate.id >= fs::kNumSurrogates)
-    fail(kOp, "unknown surrogate id " + std::to_string(o.surrogate.id));
+    fail(kOp, "mode must be 0 (delayed), 1 (immediate) or 2 (same-step); got " +
+                  std::to_string(o.mode));
+  if (o.surrogate.id < 0 || o.surrogate.id >= fs::kNumSurrogates) {
+    std::string valid;
+#define FS_CHOICE(ID, NAME) \
+  valid += (valid.empty() ? "" : ", ") + std::to_string(fs::ID) + " (" #NAME ")";
+    FS_FOR_EACH_SURROGATE(FS_CHOICE)
+#undef FS_CHOICE
+    fail(kOp, "unknown surrogate id " + std::to_string(o.surrogate.id) + "; valid: " + valid);
+  }
+}
+
+// The most neurons (N = prod(S)) one call takes: the backward's per-neuron
+// partial sums are an MLX array [N / P, P] whose dimensions are int32, and
+// the Metal kernels index neurons with a 32-bit uint. (Offsets t * N + i are
+// 64-bit in every kernel, so T * N may pass 2^31.)
+constexpr int64_t kMaxNeurons = INT32_MAX;
+
+// Why a shape reaches a kernel without passing through leaky_forward: its
+// errors say so, since the user never called the op with that shape.
+const char* const kShapeless =
+    " under mx.compile(shapeless=True), which replays a graph traced for other shapes "
+    "(compile without shapeless=True for these)";
+
+// mem, beta and threshold are float32 suffix arrays of S (LeakyDims), which
+// keeps every p[i % P] read and every [N / P, P] partial in bounds.
+void check_params(const mx::array& x, const mx::array& mem, const mx::array& beta,
+                  const mx::array& threshold, const char* why) {
+  const auto S = neuron_shape(x);
+  for (auto* p : {&mem, &beta, &threshold}) {
+    const char* what = p == &mem ? "mem" : (p == &beta ? "beta" : "threshold");
+    if (p->dtype() != mx::float32)
+      fail(kOp, std::string(what) + " must be float32 here (the Python op casts it)");
+    if (!is_suffix_param(*p, S))
+      fail(kOp, std::string(what) + " of shape " + shape_str(p->shape()) +
+                    " must be a scalar or match the trailing dimensions of " + shape_str(S) +
+                    " (broadcast other shapes first)" + why);
+  }
+}
+
+// x's shape is one a kernel can run: at least one step and one neuron (the
+// op answers empty inputs without a kernel; a shapeless replay or a vmap
+// cannot) and at most kMaxNeurons neurons.
+void check_launch_shape(const mx::Shape& xs, const char* why) {
+  int64_t N = 1;
+  for (size_t j = 1; j < xs.size(); ++j) N *= xs[j];
+  if (xs.empty() || xs[0] == 0 || N == 0)
+    fail(kOp, "x of shape " + shape_str(xs) + " is empty" + why);
+  if (N > kMaxNeurons)
+    fail(kOp, "x of shape " + shape_str(xs) + " has " + std::to_string(N) +
+                  " neurons per step; one call takes at most 2^31 - 1 (split the layer)" + why);
+}
+
+// The stream the op runs on, with MLX's own error (e.g. a GPU stream where
+// MLX has no GPU) tagged, and the GPU backend asked whether it can launch a
+// kernel there: every such failure happens while the graph is built, never
+// inside eval_gpu.
+mx::Stream op_stream(mx::StreamOrDevice s) {
+  mx::Stream stream = mx::default_stream(mx::Device::cpu);
+  try {
+    stream = mx::to_stream(s);
+  } catch (const std::exception& e) {
+    fail(kOp, std::string("no stream to run on: ") + e.what());
+  }
+  if (stream.device == mx::Device::gpu) leaky_check_gpu(stream);
+  return stream;
 }
 
 // All outputs of the forward primitive (spk, mem, then h and u if saved).
@@ -138,7 +202,12 @@ mx::array expand_row(const mx::array& row, int& axis, int T, mx::Stream s) {
 int vmap_size(const std::vector<mx::array>& inputs,
               const std::vector<int>& axes) {
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (axes[i] >= 0) return inputs[i].shape(axes[i]);
+    if (axes[i] < 0) continue;
+    // An empty batch would reach the kernels as zero neurons (and divide
+    // by V = 0 below): a tagged error instead.
+    if (inputs[i].shape(axes[i]) == 0)
+      fail(kOp, "mx.vmap over an axis of size 0 has no fused kernel; use backend='reference'");
+    return inputs[i].shape(axes[i]);
   }
   fail(kOp, "vmap called with no batched input");
 }
@@ -174,20 +243,16 @@ std::vector<mx::array> leaky_forward(const mx::array& x,
                                      LeakyOptions opts,
                                      int save,
                                      mx::StreamOrDevice s) {
+  // Every check happens here, before any primitive exists: an error thrown
+  // inside eval_gpu would leave MLX's GPU command encoder half-written.
   check_options(opts);
+  if (save < -1 || save > 1)
+    fail(kOp, "save must be -1 (decide from the inputs), 0 or 1; got " + std::to_string(save));
   if (x.ndim() < 1) fail(kOp, "x must be [T, *S] with a time axis; got a scalar");
   check_float_dtype(kOp, "x", x.dtype());
   auto S = neuron_shape(x);
-  for (auto* p : {&mem, &beta, &threshold}) {
-    const char* what = p == &mem ? "mem" : (p == &beta ? "beta" : "threshold");
-    if (p->dtype() != mx::float32)
-      fail(kOp, std::string(what) + " must be float32 here (the Python op casts it)");
-    if (!is_suffix_param(*p, S))
-      fail(kOp, std::string(what) + " of shape " + shape_str(p->shape()) +
-                    " must be a scalar or match the trailing dimensions of " + shape_str(S) +
-                    " (broadcast other shapes first)");
-  }
-  auto stream = mx::to_stream(s);
+  check_params(x, mem, beta, threshold, "");
+  auto stream = op_stream(s);
   if (x.size() == 0) {
     // T = 0 or an empty neuron shape: nothing to step.
     auto spk = mx::zeros(x.shape(), x.dtype(), stream);
@@ -195,6 +260,7 @@ std::vector<mx::array> leaky_forward(const mx::array& x,
                           : mx::astype(mx::broadcast_to(mem, S, stream), x.dtype(), stream);
     return {spk, m};
   }
+  check_launch_shape(x.shape(), "");
   // The forward writes h only when something may differentiate through it:
   // inside mx.grad / mx.vjp / mx.compile the inputs are tracers. Inference
   // then moves a third fewer bytes. vjp recomputes h if it was not saved.
@@ -277,6 +343,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyForward::vmap(
   auto s = stream();
   int V = vmap_size(inputs, axes);
   auto x = batch_at(inputs[0], axes[0], 1, V, s);  // [T, V, *S]
+  check_launch_shape(x.shape(), " under mx.vmap");
   auto VS = neuron_shape(x);
   auto mem = batch_param(inputs[1], axes[1], VS, s);
   auto beta = batch_param(inputs[2], axes[2], VS, s);
@@ -289,6 +356,9 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyForward::vmap(
 
 std::vector<mx::Shape> LeakyForward::output_shapes(
     const std::vector<mx::array>& inputs) {
+  // Only a shapeless mx.compile asks, with shapes leaky_forward never saw.
+  check_launch_shape(inputs[0].shape(), kShapeless);
+  check_params(inputs[0], inputs[1], inputs[2], inputs[3], kShapeless);
   const auto& xs = inputs[0].shape();
   std::vector<mx::Shape> shapes = {xs, opts_.mem_all ? xs : neuron_shape(inputs[0])};
   if (opts_.save) shapes.push_back(xs);
@@ -321,6 +391,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyBackward::vmap(
   for (auto& a : in) a = kernel_input(a, s);
 
   const auto& h = in[0];
+  check_launch_shape(h.shape(), " under mx.vmap");
   int64_t NV = h.size() / h.shape(0);
   auto part = [&](const mx::array& p) { return mx::Shape{int(NV / p.size()), int(p.size())}; };
   auto grads = mx::array::make_arrays(
@@ -340,6 +411,8 @@ std::pair<std::vector<mx::array>, std::vector<int>> LeakyBackward::vmap(
 
 std::vector<mx::Shape> LeakyBackward::output_shapes(
     const std::vector<mx::array>& inputs) {
+  // A shapeless replay builds the forward first, whose output_shapes has
+  // checked the shapes this h and these parameters come from.
   size_t k = opts_.saves_u() ? 2 : 1;
   const auto& h = inputs[0];
   int64_t N = h.size() / h.shape(0);

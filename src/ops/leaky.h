@@ -141,6 +141,12 @@ class LeakyBackward : public mx::Primitive {
   LeakyOptions opts_;
 };
 
+// Defined by the GPU backend that CMake picked (csrc/, metal/, src/no_gpu/):
+// throws the tagged reason no Leaky kernel can launch on GPU stream `s`
+// (no GPU backend compiled in; CUDA kernels not built for this GPU), so that
+// leaky_forward fails while the graph is built and never inside eval_gpu.
+void leaky_check_gpu(const mx::Stream& s);
+
 // Shapes and sizes shared by the op and every backend's eval.
 LeakyDims leaky_dims(const mx::array& x_or_h, const mx::array& mem,
                      const mx::array& beta, const mx::array& threshold);

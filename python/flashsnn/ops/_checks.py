@@ -128,6 +128,10 @@ def use_fused(op: str, backend: str, why_not: str | None) -> bool:
         return True
     if backend == "fused":
         raise RuntimeError(f"[{op}] backend='fused' but no fused kernel applies: {why_not}")
+    if why_not == _backend.build_mismatch():
+        # A wrong install (no kernels for the GPU MLX runs on): an error, not
+        # a silent fallback to the reference (flashsnn/_backend.py).
+        raise RuntimeError(f"[{op}] {why_not} (backend='reference' runs the pure-MLX path)")
     return False
 
 

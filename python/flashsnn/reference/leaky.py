@@ -30,17 +30,21 @@ def run(a: LeakyArgs) -> tuple[mx.array, mx.array]:
     same_step = a.mode == SAME_STEP
     steps = Steps(a)
     for t in range(x.shape[0]):
+        # With an empty neuron shape, MLX 0.32.4's vjp of the index x[t]
+        # divides by zero (SIGFPE: mx.vjp(lambda a: a[1], [mx.zeros((3, 0))],
+        # [mx.zeros((0,))])); the slice differentiates fine, same values.
+        xt = x[t] if x.size else x[t:t + 1].reshape(a.S)
         if same_step:
             r = None
-            h = b * u + x[t]
+            h = b * u + xt
         else:
             r = mx.stop_gradient(_fire(a.spike_grad, u - th, False))
             if a.reset == "subtract":
-                h = b * u + x[t] - r * th
+                h = b * u + xt - r * th
             elif a.reset == "zero":
-                h = b * ((1.0 - r) * u) + x[t]
+                h = b * ((1.0 - r) * u) + xt
             else:
-                h = b * u + x[t]
+                h = b * u + xt
         s = _fire(a.spike_grad, h - th, same_step)
         if a.mode == DELAYED or a.reset == "none":
             u = h
