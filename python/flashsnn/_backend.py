@@ -79,11 +79,14 @@ def device_kind(device: mx.Device | None = None) -> str:
 def build_mismatch(device: mx.Device | None = None) -> str | None:
     """Why this install is wrong for `device`: MLX runs on a GPU of a kind
     that _ext has no kernels for (None otherwise, and on the CPU)."""
-    kind = device_kind(device)
-    if ext is None or kind not in _GPU_REBUILD or gpu_backend() == kind:
+    return None if ext is None else _mismatch(device_kind(device), gpu_backend())
+
+
+def _mismatch(kind: str, backend: str) -> str | None:
+    if kind not in _GPU_REBUILD or backend == kind:
         return None
     return (f"this flashsnn._ext has no {kind} kernels (built with GPU backend "
-            f"'{gpu_backend()}', i.e. against an MLX without {kind}) but MLX runs on a {kind} "
+            f"'{backend}', i.e. against an MLX without {kind}) but MLX runs on a {kind} "
             f"GPU here; rebuild it: {_GPU_REBUILD[kind]}")
 
 
@@ -91,19 +94,18 @@ def fused_unavailable_reason(device: mx.Device | None = None) -> str | None:
     """Why no fused kernel can run on `device` (None when one can)."""
     if ext is None:
         return ext_error
-    # Asked on every op call: the CPU answer first (0.35 -> 0.2 us a call),
-    # the GPU's once per process (its kind and this build do not change).
-    if (device or mx.default_device()).type is mx.cpu:
+    kind = device_kind(device)  # asked on every op call: 0.08 us for the CPU
+    if kind == "cpu":
         return None
-    return _gpu_reason()
+    return _gpu_reason(kind, gpu_backend())
 
 
-@functools.lru_cache(maxsize=1)
-def _gpu_reason() -> str | None:
-    gpu = mx.Device(mx.gpu)
-    if device_kind(gpu) == "gpu":
+@functools.lru_cache(maxsize=8)
+def _gpu_reason(kind: str, backend: str) -> str | None:
+    """The GPU's answer, worked out once per process and build."""
+    if kind == "gpu":
         return "MLX has no GPU here (mx.is_available(mx.gpu) is False); run on mx.cpu"
-    return build_mismatch(gpu)
+    return _mismatch(kind, backend)
 
 
 _load()
