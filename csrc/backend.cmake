@@ -33,6 +33,22 @@ if(NOT CMAKE_CUDA_ARCHITECTURES)
 endif()
 enable_language(CUDA)
 
+# nvcc reports its host compiler's library folders as CUDA's implicit link
+# folders, and CMake puts them on _ext's link line. On the GPU host that
+# compiler's own folder (/opt/gcc/lib/gcc/x86_64-linux-gnu/13) holds a static
+# libstdc++ only, so _ext got a libstdc++.a of its own beside the
+# libstdc++.so.6 that libmlx.so loads: every [leaky] error message (the first
+# std::ostream use in _ext) then segfaulted, on the CPU stream too. The g++
+# that links _ext knows its own folders; keep only those of the CUDA toolkit.
+set(FLASHSNN_CUDA_LINK_DIRS "")
+foreach(dir ${CMAKE_CUDA_IMPLICIT_LINK_DIRECTORIES})
+  file(GLOB cuda_libs "${dir}/libcudart*" "${dir}/libcudadevrt*" "${dir}/libcuda.so*")
+  if(cuda_libs)
+    list(APPEND FLASHSNN_CUDA_LINK_DIRS "${dir}")
+  endif()
+endforeach()
+set(CMAKE_CUDA_IMPLICIT_LINK_DIRECTORIES "${FLASHSNN_CUDA_LINK_DIRS}")
+
 file(GLOB FLASHSNN_CUDA_SOURCES CONFIGURE_DEPENDS
   ${CMAKE_CURRENT_LIST_DIR}/*.cu ${CMAKE_CURRENT_LIST_DIR}/*.cpp)
 target_sources(_ext PRIVATE ${FLASHSNN_CUDA_SOURCES})

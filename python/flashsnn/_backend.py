@@ -71,7 +71,8 @@ def device_kind(device: mx.Device | None = None) -> str:
     """'cpu', 'metal' or 'cuda' for the device ops will run on ('gpu' for a
     GPU device where MLX has none)."""
     device = device or mx.default_device()
-    if device.type is mx.cpu:  # an enum member; `is` takes 0.08 us, `==` 0.17 us
+    kind = getattr(device, "type", device)  # mx.gpu (a DeviceType) names one too
+    if kind is mx.cpu:  # an enum member; `is` takes 0.08 us, `==` 0.17 us
         return "cpu"
     return gpu_kind() or "gpu"
 

@@ -7,7 +7,7 @@
 #
 #   crash    the direct _ext call with bad arguments, alone, with faulthandler
 #   tests    the whole suite with the GPU as MLX's default device (-n 16)
-#   fuzz     tests/ops/test_leaky_fuzz*.py and tests/ops/test_leaky_memory.py on the GPU
+#   fuzz     tests/ops/test_leaky_fuzz.py and tests/ops/test_leaky_memory.py on the GPU
 #   bench    flashsnn bench on the GPU, every per-call mode (Leaky T=100 B=64 N=4096)
 #   train    the training-step benchmark on the GPU
 #   ncu      Nsight Compute on the fused forward and backward kernels
@@ -26,11 +26,11 @@ build() {
   [ -f /root/fs/flashsnn/__init__.py ] && { echo "build: already in /root/fs"; return; }
   local t0=$SECONDS
   CMAKE_BUILD_PARALLEL_LEVEL=16 python3 -m pip install -q --no-build-isolation --no-deps \
-    --no-index --target /root/fs . $FLASHSNN_CMAKE_ARGS \
+    --no-index --target /root/fs . $FLASHSNN_CMAKE_ARGS -C mlx=cuda13 \
     -C cmake.define.FLASHSNN_CUDA_ARCHITECTURES=90-real >"$OUT/build.log" 2>&1 \
     || { tail -40 "$OUT/build.log"; exit 1; }
   echo "build: $((SECONDS - t0)) s"
-  python3 -c "import mlx.core as mx, flashsnn as fs; print('flashsnn', fs.gpu_backend(), 'mlx', mx.__version__, mx.default_device(), fs.fused_unavailable_reason(mx.gpu))"
+  python3 -c "import mlx.core as mx, flashsnn as fs; print('flashsnn', fs.gpu_backend(), 'mlx', mx.__version__, mx.default_device(), fs.fused_unavailable_reason(mx.Device(mx.gpu)))"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
 }
 
@@ -43,12 +43,12 @@ for job in "$@"; do
       FLASHSNN_TEST_DEVICE=gpu python3 -X faulthandler -m pytest -q -p no:cacheprovider \
         "tests/ops/test_leaky.py::test_extension_rejects_bad_direct_calls" 2>&1 | tail -30 ;;
     tests)
-      FLASHSNN_TEST_DEVICE=gpu python3 -m pytest -q -p no:cacheprovider -n 16 tests \
+      FLASHSNN_REQUIRE_KERNELS=1 FLASHSNN_TEST_DEVICE=gpu python3 -m pytest -q -p no:cacheprovider -n 16 tests \
         >"$OUT/gpu-tests.txt" 2>&1
       echo "rc $?"; grep -E "passed|failed|error" "$OUT/gpu-tests.txt" | tail -15 ;;
     fuzz)
       FLASHSNN_TEST_DEVICE=gpu python3 -X faulthandler -m pytest -q -p no:cacheprovider \
-        tests/ops/test_leaky_memory.py $(ls tests/ops/test_leaky_fuzz*.py 2>/dev/null) 2>&1 | tail -15 ;;
+        tests/ops/test_leaky_memory.py tests/ops/test_leaky_fuzz.py 2>&1 | tail -15 ;;
     bench)
       python3 benchmarks/run.py --device gpu --shapes 100,64,4096 --no-progress \
         --modes throughput latency cache-off busy --out "$OUT/leaky-h200.json" 2>&1 | tail -40 ;;

@@ -76,7 +76,7 @@ BAD_DIRECT = [
      r"\[leaky\] x must be float32, float16 or bfloat16; got int32"),
     ("x-bool", dict(x=mx.ones((3, 4), dtype=mx.bool_)), ValueError,
      r"\[leaky\] x must be float32, float16 or bfloat16; got bool"),
-    ("x-float64", dict(x=mx.ones((3, 4), dtype=mx.float64)), ValueError,
+    ("x-float64", dict(x=mx.ones((3, 4), dtype=mx.float64, stream=mx.cpu)), ValueError,
      r"\[leaky\] x must be float32, float16 or bfloat16; got float64"),
     ("x-complex", dict(x=mx.ones((3, 4), dtype=mx.complex64)), ValueError,
      r"\[leaky\] x must be float32, float16 or bfloat16; got complex64"),
