@@ -127,6 +127,11 @@ class Pools {
 
   size_t set_limit(int gpu, size_t bytes) {
     Pool& p = at(gpu);
+    // Frees are stream-ordered (on free_stream, or MLX's own for a buffer it
+    // moved to managed memory): until they have run, the pool counts that
+    // memory as used and cannot give it back.
+    check("cudaSetDevice", cudaSetDevice(gpu));
+    check("cudaDeviceSynchronize", cudaDeviceSynchronize());
     uint64_t v = bytes;
     check("cudaMemPoolSetAttribute",
           cudaMemPoolSetAttribute(p.pool, cudaMemPoolAttrReleaseThreshold, &v));
@@ -137,7 +142,10 @@ class Pools {
   }
 
   void clear(int gpu) {
-    check("cudaMemPoolTrimTo", cudaMemPoolTrimTo(at(gpu).pool, 0));
+    Pool& p = at(gpu);
+    check("cudaSetDevice", cudaSetDevice(gpu));
+    check("cudaDeviceSynchronize", cudaDeviceSynchronize());  // as in set_limit
+    check("cudaMemPoolTrimTo", cudaMemPoolTrimTo(p.pool, 0));
   }
 
  private:
@@ -175,8 +183,6 @@ class Pools {
 };
 
 int gpu_index(const mx::Device& device) {
-  if (device.type != mx::Device::gpu)
-    fail("memory", "flashsnn's CUDA build keeps a buffer cache for 'gpu' devices only");
   return mx::cu::device(device).cuda_device();
 }
 
@@ -199,19 +205,24 @@ void alloc_output(mx::array& out, const mx::Stream& s) {
   }));
 }
 
+// The CPU's outputs use MLX's allocator in this build: an empty cache.
 MemoryStats memory_stats(const mx::Device& device) {
+  if (device.type == mx::Device::cpu) return {0, 0, 0, 0};
   return Pools::get().stats(gpu_index(device));
 }
 
 void reset_peak_memory(const mx::Device& device) {
+  if (device.type == mx::Device::cpu) return;
   Pools::get().reset_peak(gpu_index(device));
 }
 
 size_t set_cache_limit(const mx::Device& device, size_t bytes) {
+  if (device.type == mx::Device::cpu) return 0;
   return Pools::get().set_limit(gpu_index(device), bytes);
 }
 
 void clear_cache(const mx::Device& device) {
+  if (device.type == mx::Device::cpu) return;
   Pools::get().clear(gpu_index(device));
 }
 

@@ -33,6 +33,8 @@ def pytest_configure(config):
                 "FLASHSNN_TEST_DEVICE=gpu but MLX has no GPU here (mx.is_available(mx.gpu) is "
                 "False: MLX's CPU build, or no usable GPU or driver)")
         mx.set_default_device(mx.gpu)
+    else:
+        mx.set_default_device(mx.cpu)  # MLX's CUDA and Metal builds default to the GPU
     if _require == "1":
         import flashsnn
 

@@ -16,6 +16,8 @@ import pytest
 import flashsnn as fs
 from flashsnn.bench import percall, registry, runner
 
+ON_CPU = mx.default_device().type is mx.cpu
+
 pytestmark = pytest.mark.skipif(fs.fused_unavailable_reason() is not None,
                                 reason=f"no fused kernel: {fs.fused_unavailable_reason()}")
 
@@ -118,7 +120,9 @@ def test_each_call_is_evaluated_and_synchronized(monkeypatch, keep_cache_limit, 
     seen, fn = _calls(monkeypatch)
     for n in (1000, 3000, 9000):  # buffers freed into the cache before the measurement
         mx.eval(mx.arange(n, dtype=mx.float32) * 2)
-    assert mx.get_cache_memory() > 0
+    # MLX's GPU backends free buffers from their completion thread, so what
+    # the cache holds at a given moment is checked on the CPU only.
+    assert mx.get_cache_memory() > 0 or not ON_CPU
     times, info = percall.measure(mode, fn, repeat=4, warmup=2, budget=10.0)
     assert len(times) == 4
     assert seen["sync"] == 2 + 4  # one per call, warm-up included
@@ -127,10 +131,13 @@ def test_each_call_is_evaluated_and_synchronized(monkeypatch, keep_cache_limit, 
     assert info["cache_limit_mb"] == (0 if mode == "cache-off" else 7)
     assert info["page_faults_per_call"] >= 0
     if mode == "busy":
-        assert info["busy"]["calls"] == 348 and info["busy"]["cache_mb"] > 0  # filled first
-        assert seen["cache_at_first_call"] > 0
+        assert info["busy"]["calls"] == 348
+        if ON_CPU:
+            assert info["busy"]["cache_mb"] > 0 and seen["cache_at_first_call"] > 0  # filled first
     else:
-        assert "busy" not in info and seen["cache_at_first_call"] == 0  # emptied first
+        assert "busy" not in info
+        if ON_CPU:
+            assert seen["cache_at_first_call"] == 0  # emptied first
 
 
 def test_cache_off_restores_the_limit_when_a_call_fails(keep_cache_limit):
@@ -159,7 +166,9 @@ def test_busy_routine_is_deterministic_and_leaves_the_global_generator_alone():
     assert mx.array_equal(mx.random.uniform(shape=(4,)), want)
     mx.clear_cache()
     b = percall.other_mlx_work()
-    assert (a["calls"], a["cache_mb"]) == (b["calls"], b["cache_mb"])
+    assert a["calls"] == b["calls"]
+    if ON_CPU:  # the GPU's cache fills from its completion thread, as it gets there
+        assert a["cache_mb"] == b["cache_mb"]
     if mx.default_device().type is mx.cpu and _limit() == 32 << 20:
         assert a["cache_mb"] > 24  # MLX's own 32 MB on the CPU: left nearly full
 
