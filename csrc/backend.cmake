@@ -34,12 +34,14 @@ endif()
 enable_language(CUDA)
 
 # nvcc reports its host compiler's library folders as CUDA's implicit link
-# folders, and CMake puts them on _ext's link line. On the GPU host that
-# compiler's own folder (/opt/gcc/lib/gcc/x86_64-linux-gnu/13) holds a static
-# libstdc++ only, so _ext got a libstdc++.a of its own beside the
-# libstdc++.so.6 that libmlx.so loads: every [leaky] error message (the first
-# std::ostream use in _ext) then segfaulted, on the CPU stream too. The g++
-# that links _ext knows its own folders; keep only those of the CUDA toolkit.
+# folders, and CMake puts them on _ext's link line, although the C++
+# compiler links _ext. On the GPU host nvcc's g++ (/opt/gcc, first on PATH)
+# keeps only a static libstdc++ in its folder: _ext got a libstdc++.a of its
+# own beside the libstdc++.so.6 that libmlx.so loads, and every [leaky] error
+# message (the first std::ostream use in _ext) segfaulted, on the CPU stream
+# too. Only the CUDA toolkit's folders are kept here; that compiler's own
+# default link is caught after linking (CMakeLists.txt) and avoided with
+# CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++ (docs/cuda.md).
 set(FLASHSNN_CUDA_LINK_DIRS "")
 foreach(dir ${CMAKE_CUDA_IMPLICIT_LINK_DIRECTORIES})
   file(GLOB cuda_libs "${dir}/libcudart*" "${dir}/libcudadevrt*" "${dir}/libcuda.so*")

@@ -24,6 +24,9 @@ export PYTHONPATH=/root/fs:$PYTHONPATH
 
 build() {
   [ -f /root/fs/flashsnn/__init__.py ] && { echo "build: already in /root/fs"; return; }
+  # The g++ first on PATH there (/opt/gcc) links libstdc++ statically, which
+  # the build refuses (scripts/check_shared_libstdcxx.cmake): use the system's.
+  if [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++; fi
   local t0=$SECONDS
   CMAKE_BUILD_PARALLEL_LEVEL=16 python3 -m pip install -q --no-build-isolation --no-deps \
     --no-index --target /root/fs . $FLASHSNN_CMAKE_ARGS -C mlx=cuda13 \

@@ -202,9 +202,13 @@ def test_glue_compiles_against_mlx_cuda_headers(nvcc, fmt_include, tmp_path):
     if not (cuda_include / "cuda.h").exists():
         cuda_include = Path("/usr/local/cuda/include")
     cxx = os.environ.get("CXX", "g++")
+    # fmt found in /usr/include needs no flag: -isystem /usr/include moves the
+    # system folder ahead of libstdc++'s, whose <cstdlib> then misses stdlib.h
+    # (seen with CXX=/usr/bin/g++ on the GPU host).
+    fmt = [] if fmt_include == Path("/usr/include") else ["-isystem", str(fmt_include)]
     for src in sorted(CSRC.glob("*.cpp")):
         # The top-level CMakeLists' C++ flags, warnings as errors.
         run([cxx, "-std=c++20", "-O2", "-fPIC", "-ffp-contract=off", "-fno-fast-math",
              "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-DFMT_HEADER_ONLY",
              f"-I{ROOT / 'src'}", "-isystem", str(mlx_include), "-isystem", str(cuda_include),
-             "-isystem", str(fmt_include), "-c", str(src), "-o", str(tmp_path / "glue.o")])
+             *fmt, "-c", str(src), "-o", str(tmp_path / "glue.o")])

@@ -442,9 +442,12 @@ def run(args) -> int:
     text = table(rows, info, args.modes, busy)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(sys.argv)
     args.out.write_text(json.dumps({"machine": info, "modes": args.modes, "busy_routine": busy,
-                                    "rows": rows, "command": " ".join(sys.argv)}, indent=2))
-    args.out.with_suffix(".md").write_text(text + "\n")
+                                    "rows": rows, "command": command}, indent=2))
+    # The markdown's first line: machine, versions and the command that ran.
+    head, _, rest = text.partition("\n")
+    args.out.with_suffix(".md").write_text(f"{head} | command `{command}`\n{rest}\n")
     print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
     return 0 if all(r.get("parity_ok", True) for r in rows) else 1
 
