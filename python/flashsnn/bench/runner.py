@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import importlib.util
 import json
 import os
 import platform
@@ -79,6 +80,10 @@ def _version(dist: str) -> str | None:
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
+        # SpikingJelly installed without its requirements (its LIF layers
+        # need only torch) may sit on the path with no distribution record.
+        if dist == "spikingjelly" and importlib.util.find_spec("spikingjelly"):
+            return "on the path"
         return None
 
 
@@ -94,7 +99,8 @@ def machine_info(device: str) -> dict:
     info = {"cpu": cpu, "cores": os.cpu_count(), "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "device": device,
             "mlx_device": str(mx.default_device()), "flashsnn_gpu_backend": fs.gpu_backend()}
-    for dist in ("mlx", "flashsnn", "mlx-snn", "torch", "snntorch", "spikingjelly"):
+    for dist in ("mlx", "mlx-cpu", "mlx-cuda-13", "flashsnn", "mlx-snn", "torch", "snntorch",
+                 "spikingjelly"):
         v = _version(dist)
         if v:
             info[dist] = v

@@ -30,11 +30,9 @@ import argparse
 import ctypes
 import gc
 import importlib
-import importlib.metadata as md
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +42,7 @@ import mlx.core as mx
 import numpy as np
 
 from .._device import DEVICES, resolve_device
+from . import runner
 from .train_impls import BASELINE, IMPLS, Workload, make_data
 
 DEFAULTS = {"mlp": (25, 128), "conv": (16, 64)}
@@ -243,29 +242,12 @@ def run_workload(w: Workload, impls, args, bar) -> list[dict]:
 # ------------------------------------------------------------------ output --
 
 def machine_info(device: str) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"device": device, "cpu": cpu, "cores": os.cpu_count(),
-            "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
-    for dist in ("mlx", "mlx-cpu", "mlx-cuda-13", "flashsnn", "mlx-snn", "torch", "snntorch",
-                 "spikingjelly"):
-        try:
-            info[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            if dist == "spikingjelly" and importlib.util.find_spec("spikingjelly"):
-                info[dist] = "on the path"
+    """The kernel benchmark's record of the machine, plus what a training
+    step's numbers also depend on."""
+    info = runner.machine_info(device)
     if importlib.util.find_spec("torch"):
         import torch
         info["torch threads"] = torch.get_num_threads()
-        if device == "gpu" and torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
     info["flashsnn pool"] = "yes" if _flashsnn_pool() else "no"
     return info
 
