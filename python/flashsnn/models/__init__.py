@@ -4,6 +4,7 @@ paper's configurations C1-C5. :class:`SpikingCNN` is a small convolutional
 network (channels-last), as timed by ``flashsnn bench-train``."""
 
 from .spiking_cnn import SpikingCNN
-from .spiking_mlp import BACKENDS, PRESETS, RESETS, Preset, SpikingMLP
+from ._lif import BACKENDS, RESETS
+from .spiking_mlp import PRESETS, Preset, SpikingMLP
 
 __all__ = ["SpikingMLP", "SpikingCNN", "Preset", "PRESETS", "BACKENDS", "RESETS"]

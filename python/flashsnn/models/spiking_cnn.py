@@ -17,11 +17,10 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from .. import ops, surrogate
-from .spiking_mlp import BACKENDS, RESETS
+from ._lif import LIFNetwork
 
 
-class SpikingCNN(nn.Module):
+class SpikingCNN(LIFNetwork):
     """Two convolutional spiking layers and a spiking readout.
 
     Args:
@@ -78,31 +77,13 @@ class SpikingCNN(nn.Module):
         if H < 4 or W < 4:
             raise ValueError(f"[{op}] frames must be at least 4x4 (two 2x2 pools); got "
                              f"{H}x{W}")
-        if not 0 <= beta <= 1:
-            raise ValueError(f"[{op}] beta must lie in [0, 1]; got {beta!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"[{op}] unknown backend {backend!r}; valid: "
-                             + ", ".join(repr(b) for b in BACKENDS))
-        if output_reset not in RESETS:
-            raise ValueError(f"[{op}] unknown output_reset {output_reset!r}; valid: "
-                             + ", ".join(repr(r) for r in RESETS))
         c1, c2 = channels
         self.conv1 = nn.Conv2d(C, c1, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(c1, c2, kernel_size=3, padding=1)
         self.fc = nn.Linear((H // 4) * (W // 4) * c2, num_outputs)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
-        # plain Python values: not parameters, so the optimizer leaves them alone
-        self.in_shape = in_shape
-        self.beta = float(beta)
-        self.threshold = float(threshold)
-        self.spike_grad = spike_grad if spike_grad is not None else surrogate.fast_sigmoid(25)
-        self.backend = backend
-        self.output_reset = output_reset
-
-    def _lif(self, x, reset: str, output_mem: str = "last"):
-        return ops.leaky(x, beta=self.beta, threshold=self.threshold, reset_mechanism=reset,
-                         spike_grad=self.spike_grad, output_mem=output_mem,
-                         backend=self.backend)
+        self.in_shape = in_shape  # plain values, as _set_lif keeps the LIF settings
+        self._set_lif(op, beta, threshold, spike_grad, backend, output_reset)
 
     def _conv_lif_pool(self, conv, x):
         """[T, B, H, W, C] -> (pooled spikes [T, B, H/2, W/2, c], spikes [T, B, H, W, c])."""

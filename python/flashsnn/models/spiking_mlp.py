@@ -25,10 +25,8 @@ from dataclasses import asdict, dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
-from .. import ops, surrogate
 
-BACKENDS = ("fused", "reference", "auto")
-RESETS = ("none", "subtract", "zero")
+from ._lif import LIFNetwork
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ PRESETS = {
 }
 
 
-class SpikingMLP(nn.Module):
+class SpikingMLP(LIFNetwork):
     """Two spiking layers: ``Linear -> LIF -> Linear -> LIF (no reset)``.
 
     Args:
@@ -108,27 +106,9 @@ class SpikingMLP(nn.Module):
                         ("num_outputs", num_outputs)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"[{op}] {name} must be a positive int; got {v!r}")
-        if not 0 <= beta <= 1:
-            raise ValueError(f"[{op}] beta must lie in [0, 1]; got {beta!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"[{op}] unknown backend {backend!r}; valid: "
-                             + ", ".join(repr(b) for b in BACKENDS))
-        if output_reset not in RESETS:
-            raise ValueError(f"[{op}] unknown output_reset {output_reset!r}; valid: "
-                             + ", ".join(repr(r) for r in RESETS))
         self.fc1 = nn.Linear(num_inputs, hidden)
         self.fc2 = nn.Linear(hidden, num_outputs)
-        # plain Python values: not parameters, so the optimizer leaves them alone
-        self.beta = float(beta)
-        self.threshold = float(threshold)
-        self.spike_grad = spike_grad if spike_grad is not None else surrogate.fast_sigmoid(25)
-        self.backend = backend
-        self.output_reset = output_reset
-
-    def _lif(self, x, reset: str, output_mem: str = "last"):
-        return ops.leaky(x, beta=self.beta, threshold=self.threshold, reset_mechanism=reset,
-                         spike_grad=self.spike_grad, output_mem=output_mem,
-                         backend=self.backend)
+        self._set_lif(op, beta, threshold, spike_grad, backend, output_reset)
 
     def __call__(self, x: mx.array, *, record: bool = False):
         if x.ndim != 3:
