@@ -20,7 +20,6 @@
 // FLASHSNN_CACHE_LIMIT_MB or flashsnn.memory.set_cache_limit says).
 #include <cuda_runtime.h>
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -162,16 +161,7 @@ class Pools {
           cudaStreamCreateWithFlags(&p.free_stream, cudaStreamNonBlocking));
     size_t free = 0, total = 0;
     check("cudaMemGetInfo", cudaMemGetInfo(&free, &total));
-    p.limit = total / 8;
-    if (const char* v = std::getenv("FLASHSNN_CACHE_LIMIT_MB")) {
-      char* end = nullptr;
-      const long long mb = std::strtoll(v, &end, 10);
-      if (end == v || *end != '\0' || mb < 0)
-        fail("memory",
-             std::string("FLASHSNN_CACHE_LIMIT_MB must be a whole number of MB >= 0; got '") + v +
-                 "'");
-      p.limit = size_t(mb) << 20;
-    }
+    p.limit = initial_cache_limit(total);
     uint64_t threshold = p.limit;
     check("cudaMemPoolSetAttribute",
           cudaMemPoolSetAttribute(p.pool, cudaMemPoolAttrReleaseThreshold, &threshold));

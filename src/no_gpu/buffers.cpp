@@ -38,18 +38,8 @@ constexpr size_t kPage = 4096;
 constexpr size_t kHeader = 64;  // the size_t sits at the end of one line
 
 size_t default_limit() {
-  if (const char* v = std::getenv("FLASHSNN_CACHE_LIMIT_MB")) {
-    char* end = nullptr;
-    const long long mb = std::strtoll(v, &end, 10);
-    if (end == v || *end != '\0' || mb < 0)
-      fail("memory", std::string("FLASHSNN_CACHE_LIMIT_MB must be a whole number of MB >= 0; got '") +
-                         v + "'");
-    return size_t(mb) << 20;
-  }
-  // An eighth of the machine's memory: 3 GB on a 24 GB machine, far more
-  // than one training step's layers hold, far less than MLX may use.
   const long pages = sysconf(_SC_PHYS_PAGES);
-  return pages > 0 ? size_t(pages) * kPage / 8 : size_t(1) << 30;
+  return initial_cache_limit(pages > 0 ? size_t(pages) * kPage : size_t(8) << 30);
 }
 
 class HostCache {

@@ -35,6 +35,12 @@ namespace mx = mlx::core;
 // Gives `out` memory of out.nbytes() for a kernel that runs on stream s.
 void alloc_output(mx::array& out, const mx::Stream& s);
 
+// A cache's starting limit: FLASHSNN_CACHE_LIMIT_MB where set, else an
+// eighth of `device_bytes` (the machine's or the GPU's memory: 3 GB on a
+// 24 GB machine, far more than one training step's layers hold, far less
+// than MLX may use). Every backend's cache starts from this.
+size_t initial_cache_limit(size_t device_bytes);
+
 struct MemoryStats {
   size_t active;  // bytes in arrays alive now
   size_t peak;    // most active bytes since the last reset_peak_memory()

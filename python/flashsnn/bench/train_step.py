@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
-import importlib
 import importlib.util
 import json
 import os
@@ -42,6 +41,7 @@ import mlx.core as mx
 import numpy as np
 
 from .._device import DEVICES, resolve_device
+from .. import memory
 from . import runner
 from .train_impls import BASELINE, IMPLS, Workload, make_data
 
@@ -84,12 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------- memory --
 
 def _flashsnn_pool():
-    """flashsnn's own buffer pool, where this flashsnn has one."""
-    try:
-        mod = importlib.import_module("flashsnn.memory")
-    except ImportError:
-        return None
-    return mod if callable(getattr(mod, "get_peak_memory", None)) else None
+    """flashsnn.memory where this build keeps a buffer cache of its own (its
+    CUDA and Linux CPU builds; Metal uses MLX's allocator), else None."""
+    return memory if memory.get_cache_limit() > 0 else None
 
 
 def _status_kb(key: str) -> int | None:
@@ -126,7 +123,7 @@ class Memory:
                 pass
         mx.reset_peak_memory()
         self.pool = _flashsnn_pool()
-        if self.pool is not None and callable(getattr(self.pool, "reset_peak_memory", None)):
+        if self.pool is not None:
             self.pool.reset_peak_memory()
         if self.framework == "torch" and self.device == "gpu":
             import torch
