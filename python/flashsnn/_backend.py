@@ -55,8 +55,10 @@ def _load() -> None:
         ext = module
 
 
+@functools.lru_cache(maxsize=1)
 def gpu_kind() -> str | None:
-    """'metal' or 'cuda' when MLX has a usable GPU here, else None."""
+    """'metal' or 'cuda' when MLX has a usable GPU here, else None (asked on
+    every op call on a GPU; the answer does not change in a process)."""
     if not mx.is_available(mx.gpu):
         return None
     return "metal" if mx.metal.is_available() else "cuda"
