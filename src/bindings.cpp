@@ -9,7 +9,7 @@
 #include "mlx/version.h"
 
 #include "ops/buffers.h"
-#include "ops/leaky.h"
+#include "ops/family.h"
 #include "step/common.h"
 
 namespace nb = nanobind;
@@ -62,24 +62,37 @@ NB_MODULE(_ext, m) {
         "device"_a, "bytes"_a, "Returns the previous limit.");
   m.def("clear_cache", [](const mx::Device& d) { flashsnn::clear_cache(d); }, "device"_a);
 
+  // The family table's C++ side, for the test that checks it against
+  // flashsnn.ops._table (names and counts in fs::FamilyId order).
+  m.def("families", [] {
+    std::vector<std::tuple<std::string, int, int, bool, unsigned, unsigned>> out;
+    for (int id = 0; id < fs::kNumFamilies; ++id) {
+      const auto& f = flashsnn::family_info(id);
+      out.emplace_back(f.name, f.states, f.params, f.backward_x, f.resets, f.modes);
+    }
+    return out;
+  }, "(name, states, parameters, backward reads x, reset mask, mode mask) per family id.");
+
   m.def(
-      "leaky",
-      [](const mx::array& x, const mx::array& mem, const mx::array& beta,
-         const mx::array& threshold, int reset, int mode, bool detach, int surrogate_id,
-         float surrogate_a, float surrogate_b, bool mem_all, int save, mx::StreamOrDevice s) {
-        flashsnn::LeakyOptions o;
+      "fused",
+      [](int family, const mx::array& x, const std::vector<mx::array>& states,
+         const std::vector<mx::array>& params, int reset, int mode, bool detach,
+         int surrogate_id, float surrogate_a, float surrogate_b, bool mem_all, int save,
+         mx::StreamOrDevice s) {
+        flashsnn::FamilyOptions o;
+        o.family = family;
         o.reset = reset;
         o.mode = mode;
         o.detach = detach;
         o.surrogate = {surrogate_id, surrogate_a, surrogate_b};
         o.mem_all = mem_all;
-        return flashsnn::leaky_forward(x, mem, beta, threshold, o, save, s);
+        return flashsnn::family_forward(x, states, params, o, save, s);
       },
-      "x"_a, "mem"_a, "beta"_a, "threshold"_a, nb::kw_only(), "reset"_a, "mode"_a,
+      "family"_a, "x"_a, "states"_a, "params"_a, nb::kw_only(), "reset"_a, "mode"_a,
       "detach"_a, "surrogate_id"_a, "surrogate_a"_a, "surrogate_b"_a, "mem_all"_a,
       "save"_a = -1, "stream"_a = nb::none(),
-      "Fused Leaky over all T steps: [spk, mem]. Use flashsnn.ops.leaky instead; "
-      "this entry point takes enums and float32 inputs already validated. save: "
-      "-1 decides from the inputs, 1/0 forces the forward to keep (or drop) what "
+      "A fused neuron family over all T steps: [spk, *states]. Use flashsnn.ops.<family> "
+      "instead; this entry point takes enums and float32 inputs already validated. "
+      "save: -1 decides from the inputs, 1/0 forces the forward to keep (or drop) what "
       "the backward needs (0 makes the backward recompute it; tests use this).");
 }

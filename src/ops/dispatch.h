@@ -4,7 +4,7 @@
 
 #include <type_traits>
 
-#include "../step/common.h"
+#include "../step/families.h"
 
 namespace flashsnn {
 
@@ -36,6 +36,36 @@ void dispatch_reset_mode(int reset, int mode, F&& f) {
     case fs::kZero: return with_mode(int_c<fs::kZero>{});
     default: return with_mode(int_c<fs::kNone>{});
   }
+}
+
+// f(F{}) for the family trait of runtime id `family` (src/step/families.h).
+// Returns false for an unknown id (the op has rejected those already).
+template <typename Fn>
+bool dispatch_family(int family, Fn&& f) {
+  switch (family) {
+#define FS_FAMILY_CASE(ID, NAME, F) \
+  case ID:                          \
+    f(fs::F{});                     \
+    return true;
+    FS_FOR_EACH_FAMILY(FS_FAMILY_CASE)
+#undef FS_FAMILY_CASE
+    default:
+      return false;
+  }
+}
+
+// dispatch_reset_mode for family F, calling f only for the resets and modes
+// F has (kernels are instantiated for those alone); false for the others.
+template <class F, typename Fn>
+bool dispatch_family_options(int reset, int mode, Fn&& f) {
+  bool ok = false;
+  dispatch_reset_mode(reset, mode, [&](auto r, auto m) {
+    if constexpr (fs::has_reset<F>(decltype(r)::value) && fs::has_mode<F>(decltype(m)::value)) {
+      f(r, m);
+      ok = true;
+    }
+  });
+  return ok;
 }
 
 }  // namespace flashsnn

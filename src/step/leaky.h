@@ -5,7 +5,7 @@
 // except the pure-MLX reference, which is written independently on purpose.
 #pragma once
 
-#include "common.h"
+#include "family.h"
 
 namespace fs {
 
@@ -122,5 +122,80 @@ FS_FN LeakyGrad leaky_backward(float h, float u_prev, float b, float th,
   }
   return o;
 }
+
+}  // namespace fs
+
+namespace fs {
+
+// The family trait (src/step/family.h). Saves h, the membrane before any
+// same-step reset: it determines the step's derivatives, and the membrane
+// carried out of the step is post(h) (leaky_carried), so the backward reads
+// one [T, N] array. kImmediate's carried membrane also depends on the
+// delayed reset of the step before, so that mode saves u as well.
+struct Leaky {
+  static constexpr int kStates = 1;   // u
+  static constexpr int kParams = 2;   // beta, threshold
+  static constexpr int kConsts = 2;   // beta clamped to [0, 1], threshold
+  static constexpr int kSaves = 2;    // h, and u for kImmediate
+  static constexpr bool kBackwardX = false;
+  static constexpr unsigned kResets = kAllResets;
+  static constexpr unsigned kModes = (1u << kDelayed) | (1u << kImmediate) | (1u << kSameStep);
+
+  static FS_FN constexpr int saves(int mode) { return mode == kImmediate ? 2 : 1; }
+  static FS_FN constexpr bool fire_reads_prev(int) { return false; }
+
+  static FS_FN Vec<2> prepare(Vec<2> raw) {
+    Vec<2> c;
+    c.v[0] = clamp_unit(raw.v[0]);
+    c.v[1] = raw.v[1];
+    return c;
+  }
+
+  template <int RESET, int MODE>
+  static FS_FN Fwd<Leaky> forward(Vec<1> prev, float x, Vec<2> c) {
+    const LeakyStep r = leaky_forward<RESET, MODE>(prev.v[0], x, c.v[0], c.v[1]);
+    Fwd<Leaky> o;
+    o.s.v[0] = r.u;
+    o.save.v[0] = r.h;
+    o.save.v[1] = r.u;
+    o.spk = r.s;
+    return o;
+  }
+
+  template <int RESET, int MODE>
+  static FS_FN Vec<1> carried(Vec<2> save, Vec<2> c) {
+    Vec<1> s;
+    s.v[0] = MODE == kImmediate ? save.v[1] : leaky_carried<RESET, MODE>(save.v[0], c.v[1]);
+    return s;
+  }
+
+  template <int RESET, int MODE>
+  static FS_FN Fire fire(Vec<2> save, Vec<1>, float, Vec<2> c) {
+    Fire f;
+    f.v = save.v[0] - c.v[1];
+    f.s = leaky_fire<MODE>(save.v[0], c.v[1]);
+    return f;
+  }
+
+  template <int RESET, int MODE>
+  static FS_FN Grad<Leaky> backward(Vec<2> save, Vec<1> prev, float, Vec<2> c, float dspk,
+                                    Vec<1> dstate, float sg, bool detach) {
+    const LeakyGrad r = leaky_backward<RESET, MODE>(save.v[0], prev.v[0], c.v[0], c.v[1], dspk,
+                                                    dstate.v[0], sg, detach);
+    Grad<Leaky> g;
+    g.dprev.v[0] = r.du_prev;
+    g.dx = r.dx;
+    g.dc.v[0] = r.dbeta;
+    g.dc.v[1] = r.dth;
+    return g;
+  }
+
+  static FS_FN Vec<2> finish(Vec<2> raw, Vec<2> dc) {
+    Vec<2> d;
+    d.v[0] = dc.v[0] * clamp_unit_mask(raw.v[0]);
+    d.v[1] = dc.v[1];
+    return d;
+  }
+};
 
 }  // namespace fs

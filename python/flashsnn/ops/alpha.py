@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 
 OP = "alpha"
 
@@ -85,4 +85,4 @@ def alpha(x: mx.array, syn_exc: mx.array | None = None, syn_inh: mx.array | None
     """
     a = check_args(x, syn_exc, syn_inh, mem, alpha, beta, threshold, reset_mechanism,
                    spike_grad, output_mem)
-    return _family.run_reference(OP, backend, a)
+    return _fused.dispatch(OP, backend, a)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 
 OP = "lapicque"
 
@@ -80,4 +80,4 @@ def lapicque(x: mx.array, mem: mx.array | None = None, *, R, C, time_step=1.0,
     """
     a = check_args(x, mem, R, C, time_step, threshold, reset_mechanism, spike_grad,
                    output_mem)
-    return _family.run_reference(OP, backend, a)
+    return _fused.dispatch(OP, backend, a)

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 
-from .. import _backend, surrogate as _surrogate
-from . import _checks, _family
+from .. import surrogate as _surrogate
+from . import _checks, _family, _fused
 
 OP = "leaky"
 RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _RESET_NAMES = tuple(RESETS)
-_NO_MEM = mx.array(0.0, dtype=mx.float32)  # see _fused
 CONVENTIONS = ("snntorch", "same_step")
 # fs::Mode in src/step/common.h
 DELAYED, IMMEDIATE, SAME_STEP = 0, 1, 2
@@ -105,26 +104,4 @@ def leaky(x: mx.array, mem: mx.array | None = None, *, beta, threshold=1.0,
     """
     a = check_args(x, mem, beta, threshold, reset_mechanism, reset_delay, spike_grad,
                    output_mem, convention, detach_reset)
-    if not _checks.use_fused(OP, backend, _checks.kernel_reason(a.spike_grad)):
-        from ..reference.leaky import run
-        return run(a)
-    return _fused(a)
-
-
-def _fused(a: LeakyArgs) -> tuple[mx.array, mx.array]:
-    # No initial membrane: a scalar 0 that the kernels broadcast (no [*S]
-    # zeros to write and read, and shapeless mx.compile stays shape-free),
-    # made once: mx.array(0.0) cost 0.34 us a call.
-    mem = a.mem if a.mem is not None else _NO_MEM
-    g = a.spike_grad
-    spk, m = _backend.ext.leaky(
-        a.x, mem, _suffix(a.beta, a), _suffix(a.threshold, a),
-        reset=RESETS[a.reset], mode=a.mode, detach=a.detach, surrogate_id=g.kernel_id,
-        surrogate_a=g.a, surrogate_b=g.b, mem_all=a.mem_all)
-    return spk, m
-
-
-def _suffix(p: mx.array, a: LeakyArgs) -> mx.array:
-    # A float parameter is a scalar, already in the kernels' form; only
-    # arrays need S (a.S and suffix_param took 0.45 us per parameter).
-    return p if p.ndim == 0 else _checks.suffix_param(p, a.S)
+    return _fused.dispatch(OP, backend, a)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 
 OP = "synaptic"
 
@@ -84,4 +84,4 @@ def synaptic(x: mx.array, syn: mx.array | None = None, mem: mx.array | None = No
     """
     a = check_args(x, syn, mem, alpha, beta, threshold, reset_mechanism, reset_delay,
                    spike_grad, output_mem)
-    return _family.run_reference(OP, backend, a)
+    return _fused.dispatch(OP, backend, a)

@@ -1,0 +1,100 @@
+// The family trait: what every neuron family's step header (src/step/<f>.h)
+// exposes, and the only thing the generic kernels on every backend (CPU
+// loops, CUDA, Metal) know about a family. Like common.h, this header is read
+// by g++, nvcc and the Metal compiler: values in, values out, no references,
+// no standard library, no `if constexpr` (Metal is C++14).
+//
+// A family F is a struct of static members:
+//
+//   kStates   carried states (Leaky: u; Synaptic: syn, mem). Each is an
+//             initial-state input, an output ([N], or [T, N] with mem_all)
+//             and a cotangent of the backward.
+//   kParams   parameters as the op receives them (raw, before clamps),
+//             suffix arrays read as p[i % P]; each gets a gradient.
+//   kConsts   per-neuron constants the step uses, made from the raw
+//             parameters once per neuron by prepare() (clamps, 1/(R C)...).
+//   kSaves    the most [T, N] float32 arrays the forward writes for the
+//             backward, over the modes; saves(mode) is the count for a mode.
+//   kBackwardX  the backward reads x again (families whose saved values do
+//             not determine the step's derivatives: Alpha, Lapicque).
+//   fire_reads_prev(mode)  whether fire() uses the states entering the step
+//             (Synaptic's kImmediate recomputes h from them); loops that know
+//             it does not skip recovering them for the surrogate.
+//   kResets, kModes  bit masks (1 << fs::Reset, 1 << fs::Mode) of the options
+//             the family has; kernels are instantiated only for these.
+//
+//   prepare(Vec<kParams> raw)                      -> Vec<kConsts>
+//   forward<RESET, MODE>(Vec<kStates> prev, float x, Vec<kConsts> c)
+//                                                  -> Fwd<F>: states, saves, spike
+//   carried<RESET, MODE>(Vec<kSaves> save, Vec<kConsts> c) -> Vec<kStates>
+//             the states a step carried out, from what that step saved: the
+//             backward's state entering step t is carried(save of t-1), or
+//             the initial states at t = 0.
+//   fire<RESET, MODE>(Vec<kSaves> save, Vec<kStates> prev, float x, Vec<kConsts> c)
+//                                                  -> Fire: the surrogate's argument v
+//             and the spike, exactly as the forward fired. A function of its
+//             own so that loops can evaluate the surrogate for a row of
+//             neurons with its id a compile-time constant.
+//   backward<RESET, MODE>(save, prev, x, c, dspk, Vec<kStates> dstate, sg, detach)
+//                                                  -> Grad<F>: d prev, dx, d consts
+//             dstate: dL/d(states out of step t), from step t+1 and from the
+//             state outputs at t; sg: the surrogate's slope at fire(); detach:
+//             no gradient through a same-step reset.
+//   finish(Vec<kParams> raw, Vec<kConsts> dc)      -> Vec<kParams>
+//             a neuron's parameter gradients from its constant gradients
+//             summed over T (the clamp's mask, the chain rule of prepare()).
+//
+// Why the state entering a step is recovered from the step before (carried)
+// and not saved as such: the forward then writes one array per state the
+// backward really needs (Leaky writes h alone and recomputes U_{t-1} from
+// h_{t-1}), which is the whole cost of these memory-bound kernels.
+#pragma once
+
+#include "common.h"
+
+namespace fs {
+
+template <int N>
+struct Vec {
+  float v[N];
+};
+
+// The spike and the surrogate's argument.
+struct Fire {
+  float v;
+  float s;
+};
+
+template <class F>
+struct Fwd {
+  Vec<F::kStates> s;     // states carried out of the step
+  Vec<F::kSaves> save;   // what the backward reads (the first saves(MODE))
+  float spk;
+};
+
+template <class F>
+struct Grad {
+  Vec<F::kStates> dprev;  // dL/d(states entering the step)
+  float dx;
+  Vec<F::kConsts> dc;     // this step's contribution to dL/d consts
+};
+
+// The largest counts any family has: the fixed sizes of the generic kernels'
+// pointer tables (CUDA params, Metal buffer layout). static_assert'ed against
+// every registered family in families.h.
+constexpr int kMaxStates = 3;
+constexpr int kMaxParams = 4;
+constexpr int kMaxSaves = 3;
+
+template <class F>
+FS_FN constexpr bool has_reset(int r) {
+  return (F::kResets >> r) & 1u;
+}
+template <class F>
+FS_FN constexpr bool has_mode(int m) {
+  return (F::kModes >> m) & 1u;
+}
+
+constexpr unsigned kAllResets = (1u << kSubtract) | (1u << kZero) | (1u << kNone);
+
+}  // namespace fs
