@@ -65,10 +65,10 @@ def main():
     gb = x.nbytes / 1e9
     rows = {  # name: (fn, planes of x's size moved at least)
         "x*2": (lambda: x * 2, 2),
-        "ext save=0 (x, spk)": (lambda: e.leaky(x, z, b, th, save=0, **kw), 2),
-        "ext save=1 (x, spk, h)": (lambda: e.leaky(x, z, b, th, save=1, **kw), 3),
-        "ext save=0, params per call": (lambda: e.leaky(x, mx.array(0.0), mx.array(0.9),
-                                                        mx.array(1.0), save=0, **kw), 2),
+        "ext save=0 (x, spk)": (lambda: e.fused(0, x, [z], [b, th], save=0, **kw), 2),
+        "ext save=1 (x, spk, h)": (lambda: e.fused(0, x, [z], [b, th], save=1, **kw), 3),
+        "ext save=0, params per call": (lambda: e.fused(0, x, [mx.array(0.0)], [mx.array(0.9),
+                                                        mx.array(1.0)], save=0, **kw), 2),
         "ops.leaky fwd": (lambda: f(x), 2),
         "mx.vjp fwd+bwd": (lambda: mx.vjp(f, [x], [cs, cm]), 6),
     }

@@ -65,13 +65,20 @@ NB_MODULE(_ext, m) {
   // The family table's C++ side, for the test that checks it against
   // flashsnn.ops._table (names and counts in fs::FamilyId order).
   m.def("families", [] {
-    std::vector<std::tuple<std::string, int, int, bool, unsigned, unsigned>> out;
+    using Names = std::vector<std::string>;
+    std::vector<std::tuple<std::string, Names, Names, bool, unsigned, unsigned,
+                           std::vector<int>>> out;
     for (int id = 0; id < fs::kNumFamilies; ++id) {
       const auto& f = flashsnn::family_info(id);
-      out.emplace_back(f.name, f.states, f.params, f.backward_x, f.resets, f.modes);
+      Names states, params;
+      for (int k = 0; k < f.states; ++k) states.push_back(f.state_name(k));
+      for (int k = 0; k < f.params; ++k) params.push_back(f.param_name(k));
+      out.emplace_back(f.name, states, params, f.backward_x, f.resets, f.modes,
+                       std::vector<int>(f.saves, f.saves + 3));
     }
     return out;
-  }, "(name, states, parameters, backward reads x, reset mask, mode mask) per family id.");
+  }, "(name, state names, parameter names, backward reads x, reset mask, mode mask, "
+     "float32 [T, *S] arrays saved for the backward per mode) per family id.");
 
   m.def(
       "fused",

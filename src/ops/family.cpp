@@ -22,7 +22,8 @@ template <class F>
 constexpr FamilyInfo make_info(const char* name) {
   return FamilyInfo{name, F::kStates, F::kParams, F::kConsts, F::kSaves, F::kBackwardX,
                     F::kResets, F::kModes,
-                    {F::saves(fs::kDelayed), F::saves(fs::kImmediate), F::saves(fs::kSameStep)}};
+                    {F::saves(fs::kDelayed), F::saves(fs::kImmediate), F::saves(fs::kSameStep)},
+                    F::kStateNames, F::kParamNames};
 }
 
 const FamilyInfo kInfos[] = {
@@ -98,8 +99,8 @@ void check_suffix_inputs(const FamilyOptions& o, const mx::array& x,
   const auto S = neuron_shape(x);
   for (size_t j = first; j < first + f.states + f.params; ++j) {
     const bool state = j < first + f.states;
-    const std::string what = std::string(state ? "initial state " : "parameter ") +
-        std::to_string(state ? j - first : j - first - f.states);
+    const std::string what =
+        state ? f.state_name(int(j - first)) : f.param_name(int(j - first - f.states));
     if (in[j].dtype() != mx::float32)
       fail(f.name, what + " must be float32 here (the Python op casts it)");
     if (!is_suffix_param(in[j], S))
@@ -256,6 +257,18 @@ std::vector<mx::array> backward_all(const std::vector<mx::array>& in, mx::Dtype 
 }
 
 }  // namespace
+
+std::string FamilyInfo::word(const char* s, int k) {
+  std::string w;
+  for (; *s; ++s) {
+    if (*s != ' ') {
+      if (k == 0) w += *s;
+    } else if (k-- == 0) {
+      break;
+    }
+  }
+  return w;
+}
 
 const FamilyInfo& family_info(int family) {
   if (family < 0 || family >= fs::kNumFamilies) {

@@ -4,6 +4,7 @@
 // (csrc/ for CUDA, metal/ for Metal, src/no_gpu/ otherwise).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "mlx/array.h"
@@ -25,6 +26,11 @@ struct FamilyInfo {
   bool backward_x;
   unsigned resets, modes;
   int saves[3];      // per fs::Mode
+  const char* state_names;  // space-separated, as the op names them
+  const char* param_names;
+  std::string state_name(int k) const { return word(state_names, k); }
+  std::string param_name(int k) const { return word(param_names, k); }
+  static std::string word(const char* s, int k);
 };
 
 // Throws the tagged error listing the valid ids for an unknown family.

@@ -27,6 +27,7 @@ struct Alpha {
   // The states themselves. A zero reset wipes E'_t and N'_t, so the step's
   // derivatives are recomputed from the states before it and X_t.
   static constexpr int kSaves = 3;
+  FS_NAMES("syn_exc syn_inh mem", "alpha beta threshold tau")
   static constexpr bool kBackwardX = true;
   static constexpr unsigned kResets = kAllResets;
   static constexpr unsigned kModes = 1u << kDelayed;

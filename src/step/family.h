@@ -54,6 +54,16 @@
 
 namespace fs {
 
+// Host code only (errors, the binding's table): a family's state and
+// parameter names, space-separated, as its op names them.
+#if defined(__METAL_VERSION__)
+#define FS_NAMES(STATES, PARAMS)
+#else
+#define FS_NAMES(STATES, PARAMS)                     \
+  static constexpr const char* kStateNames = STATES; \
+  static constexpr const char* kParamNames = PARAMS;
+#endif
+
 template <int N>
 struct Vec {
   float v[N];

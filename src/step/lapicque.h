@@ -20,6 +20,7 @@ struct Lapicque {
   // U_t. The zero reset wipes B_t, so the step's derivatives are
   // recomputed from U_{t-1} and X_t.
   static constexpr int kSaves = 1;
+  FS_NAMES("mem", "R C time_step threshold")
   static constexpr bool kBackwardX = true;
   static constexpr unsigned kResets = kAllResets;
   static constexpr unsigned kModes = 1u << kDelayed;

@@ -137,6 +137,7 @@ struct Leaky {
   static constexpr int kParams = 2;   // beta, threshold
   static constexpr int kConsts = 2;   // beta clamped to [0, 1], threshold
   static constexpr int kSaves = 2;    // h, and u for kImmediate
+  FS_NAMES("mem", "beta threshold")
   static constexpr bool kBackwardX = false;
   static constexpr unsigned kResets = kAllResets;
   static constexpr unsigned kModes = (1u << kDelayed) | (1u << kImmediate) | (1u << kSameStep);

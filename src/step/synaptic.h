@@ -24,6 +24,7 @@ struct Synaptic {
   // I_t and U_t: the states themselves. h_t (different from U_t only for
   // kImmediate) is recomputed from U_{t-1} and I_t, in the forward's order.
   static constexpr int kSaves = 2;
+  FS_NAMES("syn mem", "alpha beta threshold")
   static constexpr bool kBackwardX = false;
   static constexpr unsigned kResets = kAllResets;
   static constexpr unsigned kModes = (1u << kDelayed) | (1u << kImmediate);

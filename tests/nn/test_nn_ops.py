@@ -1,16 +1,21 @@
-"""The contract every reference-backed family op keeps (synaptic, alpha,
+"""The contract every family op other than leaky keeps (synaptic, alpha,
 lapicque, rleaky, rsynaptic, alif, izhikevich), checked once for all of them:
 backend handling, output_mem, T = 0, dtypes, one T-step call == T chained
 one-step calls (values and gradients), broadcast parameters, argument errors.
+The fused families (flashsnn.ops._table) run it twice: as the op runs by
+default (the fused kernel) and as "<name>@reference" on the pure-MLX path.
 Family-specific cases live in tests/ops/test_<family>.py."""
 
 from __future__ import annotations
+
+import functools
 
 import mlx.core as mx
 import numpy as np
 import pytest
 
 import flashsnn as fs
+from flashsnn.ops._table import FAMILIES as FUSED
 from helpers import describe, rel_rms
 
 
@@ -44,6 +49,9 @@ FAMILIES = {
                                       c=p(-65.0, N, pn, 5.0), d=p(8.0, N, pn, 2.0),
                                       threshold=p(30.0, N, pn, 1.0)), 12.0),
 }
+for _name in [n for n in FAMILIES if n in FUSED]:
+    _op, *_rest = FAMILIES[_name]
+    FAMILIES[f"{_name}@reference"] = (functools.partial(_op, backend="reference"), *_rest)
 NAMES = list(FAMILIES)
 SPK_STATE = {"rleaky", "rsynaptic"}  # the op returns spk [T] as its first state
 
@@ -65,7 +73,7 @@ def split(name, out):
     return list(out) if name in SPK_STATE else list(out[1:])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in FUSED and "@" not in n])
 def test_fused_backend_raises_and_auto_is_the_reference(name):
     op, ref, _, params, _ = FAMILIES[name]
     x, init = data(name, 9, (2, 5))
@@ -203,7 +211,7 @@ def test_argument_errors(name):
     op, _, states, params, _ = FAMILIES[name]
     x, init = data(name, 4, (2, 3))
     kw = params(3, False)
-    tag = rf"\[{name}\]"
+    tag = rf"\[{name.split('@')[0]}\]"
     with pytest.raises(ValueError, match=tag + r" unknown output_mem 'every'; valid: 'last', "
                                                r"'all'"):
         op(x, **kw, output_mem="every")

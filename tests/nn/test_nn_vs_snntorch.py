@@ -42,7 +42,9 @@ VARIANTS = [("atan", True), ("fast_sigmoid", False), ("sigmoid", True),
             ("triangular", False), ("straight_through", True), ("spike_rate_escape", False),
             ("SFS", True), ("atan", False)]
 VARIANT_IDS = [f"{s}-{'per_neuron' if p else 'scalar'}" for s, p in VARIANTS]
-LEAKY_BACKENDS = ["reference"] + (["fused"] if fs.fused_unavailable_reason() is None else [])
+# The fused families (leaky, synaptic, alpha, lapicque) are compared on both paths.
+BACKENDS = ["reference"] + (["fused"] if fs.fused_unavailable_reason() is None else [])
+LEAKY_BACKENDS = BACKENDS
 
 
 def rng_for(*key) -> np.random.Generator:
@@ -178,27 +180,28 @@ def test_if_is_snntorch_leaky_with_beta_one(backend):
 
 # -- Synaptic ------------------------------------------------------------------
 
-def synaptic_pair(rng, N, per_neuron, surrogate, **kw):
+def synaptic_pair(rng, N, per_neuron, surrogate, backend="auto", **kw):
     alpha = param(rng, per_neuron, N, 0.3, 0.9, 0.7)
     beta = param(rng, per_neuron, N, 0.5, 1.0, 0.8)
     th = param(rng, per_neuron, N, 0.8, 1.2, 1.0)
     ours_sg, their_sg = SURROGATES[surrogate]
     ours = fs.nn.Synaptic(alpha=mx.array(alpha), beta=mx.array(beta), threshold=mx.array(th),
                           spike_grad=ours_sg, learn_alpha=True, learn_beta=True,
-                          learn_threshold=True, **kw)
+                          learn_threshold=True, backend=backend, **kw)
     theirs = snn.Synaptic(alpha=tt(alpha), beta=tt(beta), threshold=tt(th), spike_grad=their_sg,
                           learn_alpha=True, learn_beta=True, learn_threshold=True, **kw)
     return ours, theirs, {"alpha": theirs.alpha, "beta": theirs.beta,
                           "threshold": theirs.threshold}
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate,per_neuron", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("reset_delay", [True, False])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_synaptic(reset, reset_delay, surrogate, per_neuron):
+def test_synaptic(reset, reset_delay, surrogate, per_neuron, backend):
     rng = rng_for("synaptic", reset, reset_delay, surrogate, per_neuron)
     ours, theirs, tp = synaptic_pair(rng, 9, per_neuron, surrogate, reset_mechanism=reset,
-                                     reset_delay=reset_delay)
+                                     reset_delay=reset_delay, backend=backend)
     x, init = inputs(rng, 25, (3, 9), 2, scale=0.6, shift=0.1)
     compare(ours, theirs, tp, x, init, rng, f"Synaptic {reset} delay={reset_delay}",
             exact_states=True)
@@ -215,14 +218,14 @@ def test_synaptic_awkward_shapes(T, S):
 
 # -- Alpha -----------------------------------------------------------------------
 
-def alpha_pair(rng, N, per_neuron, surrogate, **kw):
+def alpha_pair(rng, N, per_neuron, surrogate, backend="auto", **kw):
     alpha = param(rng, per_neuron, N, 0.85, 0.95, 0.9)
     beta = param(rng, per_neuron, N, 0.5, 0.8, 0.7)
     th = param(rng, per_neuron, N, 0.8, 1.2, 1.0)
     ours_sg, their_sg = SURROGATES[surrogate]
     ours = fs.nn.Alpha(alpha=mx.array(alpha), beta=mx.array(beta), threshold=mx.array(th),
                        spike_grad=ours_sg, learn_alpha=True, learn_beta=True,
-                       learn_threshold=True, **kw)
+                       learn_threshold=True, backend=backend, **kw)
     # snnTorch 1.0's learn_alpha=True fails in the constructor; its alpha
     # buffer, replaced by a leaf tensor, carries the gradient instead.
     theirs = snn.Alpha(alpha=tt(alpha), beta=tt(beta), threshold=tt(th), spike_grad=their_sg,
@@ -232,11 +235,13 @@ def alpha_pair(rng, N, per_neuron, surrogate, **kw):
                           "threshold": theirs.threshold}
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate,per_neuron", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
-def test_alpha(reset, surrogate, per_neuron):
+def test_alpha(reset, surrogate, per_neuron, backend):
     rng = rng_for("alpha", reset, surrogate, per_neuron)
-    ours, theirs, tp = alpha_pair(rng, 9, per_neuron, surrogate, reset_mechanism=reset)
+    ours, theirs, tp = alpha_pair(rng, 9, per_neuron, surrogate, reset_mechanism=reset,
+                                  backend=backend)
     x, init = inputs(rng, 25, (3, 9), 3, scale=1.0, shift=0.2)
     # tau_alpha goes through log(): a few ulp apart from torch's
     compare(ours, theirs, tp, x, init, rng, f"Alpha {reset}")
@@ -261,16 +266,17 @@ LAPICQUE_CIRCUITS = {  # snnTorch's four ways to give the circuit
 }
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", ["atan", "sigmoid", "triangular"])
 @pytest.mark.parametrize("circuit", list(LAPICQUE_CIRCUITS))
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_lapicque(reset, circuit, surrogate):
+def test_lapicque(reset, circuit, surrogate, backend):
     rng = rng_for("lapicque", reset, circuit, surrogate)
     kw = LAPICQUE_CIRCUITS[circuit]
     learn_beta = "beta" in kw
     ours_sg, their_sg = SURROGATES[surrogate]
     ours = fs.nn.Lapicque(**kw, threshold=1.1, spike_grad=ours_sg, learn_beta=learn_beta,
-                          learn_threshold=True, reset_mechanism=reset)
+                          learn_threshold=True, reset_mechanism=reset, backend=backend)
     # snnTorch derives C (or R) from beta once, in the constructor, and its
     # learn_beta fails when R or C is also given; a leaf tensor as beta
     # carries the gradient through that derivation for one backward.

@@ -294,8 +294,9 @@ def test_forward_recomputes_when_not_saved():
 
     def fused(save):
         def f(x_, m_, b_, t_):
-            return ext.leaky(x_, m_, b_, t_, reset=0, mode=0, detach=False, surrogate_id=0,
-                             surrogate_a=2.0, surrogate_b=0.0, mem_all=False, save=save)
+            return ext.fused(0, x_, [m_], [b_, t_], reset=0, mode=0, detach=False,
+                             surrogate_id=0, surrogate_a=2.0, surrogate_b=0.0, mem_all=False,
+                             save=save)
         return vjp_both(f, [x, mem, beta, th], cot)
 
     (o0, g0), (o1, g1) = fused(0), fused(1)
@@ -532,13 +533,15 @@ def test_extension_rejects_bad_direct_calls():
     kw = dict(reset=0, mode=0, detach=False, surrogate_id=0, surrogate_a=2.0, surrogate_b=0.0,
               mem_all=False)
     with pytest.raises(ValueError, match=r"\[leaky\] mem of shape \(3,\)"):
-        ext.leaky(x, mx.ones((3,)), mx.array(0.9), mx.array(1.0), **kw)
+        ext.fused(0, x, [mx.ones((3,))], [mx.array(0.9), mx.array(1.0)], **kw)
     with pytest.raises(ValueError, match=r"\[leaky\] unknown surrogate id 42"):
-        ext.leaky(x, mx.array(0.0), mx.array(0.9), mx.array(1.0), **{**kw, "surrogate_id": 42})
+        ext.fused(0, x, [mx.array(0.0)], [mx.array(0.9), mx.array(1.0)],
+                  **{**kw, "surrogate_id": 42})
     with pytest.raises(ValueError, match=r"\[leaky\] reset must be"):
-        ext.leaky(x, mx.array(0.0), mx.array(0.9), mx.array(1.0), **{**kw, "reset": 7})
+        ext.fused(0, x, [mx.array(0.0)], [mx.array(0.9), mx.array(1.0)], **{**kw, "reset": 7})
     with pytest.raises(ValueError, match=r"\[leaky\] x must be float32"):
-        ext.leaky(mx.ones((3, 4), dtype=mx.int32), mx.array(0.0), mx.array(0.9), mx.array(1.0), **kw)
+        ext.fused(0, mx.ones((3, 4), dtype=mx.int32), [mx.array(0.0)],
+                  [mx.array(0.9), mx.array(1.0)], **kw)
 
 
 def test_jvp_is_a_clear_error():

@@ -42,12 +42,12 @@ SURROGATE_IDS = ("0 (atan), 1 (fast_sigmoid), 2 (sigmoid), 3 (triangular), "
 
 
 def direct(x=None, mem=None, beta=None, th=None, **kw):
-    """_ext.leaky with valid defaults, any of them replaced."""
+    """_ext.fused for Leaky (family 0) with valid defaults, any of them replaced."""
     x = mx.ones((3, 4)) if x is None else x
     mem = mx.array(0.0) if mem is None else mem
     beta = mx.array(0.9) if beta is None else beta
     th = mx.array(1.0) if th is None else th
-    return ext.leaky(x, mem, beta, th, **{**KW, **kw})
+    return ext.fused(0, x, [mem], [beta, th], **{**KW, **kw})
 
 
 # ---------------------------------------------------------------------------

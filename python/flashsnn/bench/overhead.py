@@ -1,11 +1,11 @@
-"""flashsnn's own Python cost per call of ``fs.ops.leaky``, against a bare ``_ext.leaky``.
+"""flashsnn's own Python cost per call of ``fs.ops.leaky``, against a bare ``_ext.fused``.
 
 On inputs so small (default T=4 B=1 N=8) that the kernel costs nothing, it
 times building the graph only, never evaluating it: the forward
 ``fs.ops.leaky(x, beta=0.9)``, and the trace that ``mx.grad`` of the spikes'
 ``.sum()`` runs (forward, sum and the backward primitive, still unevaluated).
 MLX's own floor is one ``x * 2`` and ``mx.grad`` of ``(x * 2).sum()``.
-Beside each sits the same graph built by calling ``_ext.leaky`` directly with
+Beside each sits the same graph built by calling ``_ext.fused`` directly with
 ready-made arguments, so the difference is what flashsnn's Python adds
 (argument checks, scalars to arrays, surrogate lookup, dispatch). Medians of
 many calls in one process, in interleaved rounds.
@@ -35,7 +35,7 @@ def cases(x: mx.array) -> dict:
               surrogate_b=g.b, mem_all=False)
 
     def bare(a):
-        return ext.leaky(a, zero, beta, th, **kw)
+        return ext.fused(0, a, [zero], [beta, th], **kw)
 
     def op(a):
         return fs.ops.leaky(a, beta=0.9)
@@ -46,9 +46,9 @@ def cases(x: mx.array) -> dict:
     return {
         "x * 2 (one MLX op)": lambda: x * 2,
         "grad trace: (x * 2).sum()": lambda: grad_x2(x),
-        "forward: _ext.leaky": lambda: bare(x),
+        "forward: _ext.fused": lambda: bare(x),
         "forward: fs.ops.leaky": lambda: op(x),
-        "grad trace: _ext.leaky": lambda: grad_bare(x),
+        "grad trace: _ext.fused": lambda: grad_bare(x),
         "grad trace: fs.ops.leaky": lambda: grad_op(x),
     }
 
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     for k, us in res.items():
         print(f"{k:28s} {us:7.2f} us")
     for what in ("forward", "grad trace"):
-        extra = res[f"{what}: fs.ops.leaky"] - res[f"{what}: _ext.leaky"]
+        extra = res[f"{what}: fs.ops.leaky"] - res[f"{what}: _ext.fused"]
         print(f"{what}: flashsnn's Python adds {extra:.2f} us a call")
     return 0
 

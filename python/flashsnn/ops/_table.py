@@ -52,6 +52,7 @@ class Family:
     # per-neuron values, and keyword options the op takes.
     sample: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # option name -> the values to test
+    bench: dict = field(default_factory=dict)    # scalar parameters flashsnn bench runs with
 
     def kernel_params(self, a) -> list[mx.array]:
         return [getattr(a, p) for p in self.params] + [f(a) for _, f in self.derived]
@@ -61,18 +62,22 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("leaky", 0, states=("mem",), params=("beta", "threshold"),
            mode=lambda a: a.mode, modes=(DELAYED, IMMEDIATE, SAME_STEP),
            sample={"beta": (0.5, 0.98), "threshold": (0.5, 1.5)},
-           options={"reset_delay": (True, False), "convention": ("snntorch", "same_step")}),
+           options={"reset_delay": (True, False), "convention": ("snntorch", "same_step")},
+           bench={"beta": 0.9, "threshold": 1.0}),
     Family("synaptic", 1, states=("syn", "mem"), params=("alpha", "beta", "threshold"),
            mode=_delay_mode, modes=(DELAYED, IMMEDIATE),
            sample={"alpha": (0.3, 0.95), "beta": (0.5, 0.98), "threshold": (0.5, 1.5)},
-           options={"reset_delay": (True, False)}),
+           options={"reset_delay": (True, False)},
+           bench={"alpha": 0.8, "beta": 0.9, "threshold": 1.0}),
     Family("alpha", 2, states=("syn_exc", "syn_inh", "mem"),
            params=("alpha", "beta", "threshold"), derived=(("tau", _alpha_tau),),
            # snnTorch's Alpha needs alpha > beta (tau > 0).
-           sample={"alpha": (0.85, 0.95), "beta": (0.5, 0.8), "threshold": (0.5, 1.5)}),
+           sample={"alpha": (0.85, 0.95), "beta": (0.5, 0.8), "threshold": (0.5, 1.5)},
+           bench={"alpha": 0.9, "beta": 0.7, "threshold": 1.0}),
     Family("lapicque", 3, states=("mem",), params=("R", "C", "time_step", "threshold"),
            sample={"R": (2.0, 8.0), "C": (0.5, 2.0), "time_step": (0.5, 1.0),
-                   "threshold": (0.5, 1.5)}),
+                   "threshold": (0.5, 1.5)},
+           bench={"R": 5.0, "C": 1.0, "time_step": 1.0, "threshold": 1.0}),
 )}
 
 BY_ID = {f.id: f for f in FAMILIES.values()}
