@@ -11,6 +11,10 @@
 #   bench    flashsnn bench on the GPU, every per-call mode (Leaky T=100 B=64 N=4096)
 #   train    the training-step benchmark on the GPU
 #   ncu      Nsight Compute on the fused forward and backward kernels
+#   build-old  build the source tree in .gpuhost/old.tar (another commit, made
+#            with `git archive <rev> -o .gpuhost/old.tar`) into /root/fs-old
+#   compare  benchmarks/compare_builds.py: this build's Leaky against /root/fs-old's
+#   families `flashsnn bench --family` for every fused family (throughput)
 #
 #   bash scripts/gpu/h200.sh build tests bench     (from the repository root)
 set -uo pipefail
@@ -35,6 +39,19 @@ build() {
   echo "build: $((SECONDS - t0)) s"
   python3 -c "import mlx.core as mx, flashsnn as fs; print('flashsnn', fs.gpu_backend(), 'mlx', mx.__version__, mx.default_device(), fs.fused_unavailable_reason(mx.Device(mx.gpu)))"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
+}
+
+build_old() {
+  [ -f /root/fs-old/flashsnn/__init__.py ] && { echo "build-old: already in /root/fs-old"; return; }
+  [ -f .gpuhost/old.tar ] || { echo "build-old: no .gpuhost/old.tar (carry it)"; exit 1; }
+  rm -rf /root/old-src && mkdir -p /root/old-src && tar -xf .gpuhost/old.tar -C /root/old-src
+  if [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++; fi
+  local t0=$SECONDS
+  (cd /root/old-src && CMAKE_BUILD_PARALLEL_LEVEL=16 python3 -m pip install -q --no-build-isolation \
+    --no-deps --no-index --target /root/fs-old . $FLASHSNN_CMAKE_ARGS -C mlx=cuda13 \
+    -C cmake.define.FLASHSNN_CUDA_ARCHITECTURES=90-real) >"$OUT/build-old.log" 2>&1 \
+    || { tail -40 "$OUT/build-old.log"; exit 1; }
+  echo "build-old: $((SECONDS - t0)) s"
 }
 
 for job in "$@"; do
@@ -63,7 +80,17 @@ for job in "$@"; do
         --launch-skip 4 --launch-count 2 \
         python3 benchmarks/ncu_leaky.py >"$OUT/ncu.txt" 2>&1
       grep -E "leaky_|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Stall" "$OUT/ncu.txt" | head -40 ;;
-    *) echo "unknown job '$job' (build crash tests fuzz bench train ncu)"; exit 2 ;;
+    build-old) build_old ;;
+    compare)
+      python3 benchmarks/compare_builds.py --device gpu --baseline \
+        "$(ls /root/fs-old/flashsnn/_ext*.so)" --shapes 100,64,4096 500,32,1024 \
+        --out "$OUT/compare-builds-h200.json" 2>&1 | tail -20 ;;
+    families)
+      for f in leaky synaptic alpha lapicque; do
+        python3 benchmarks/run.py --device gpu --family "$f" --shapes 100,64,4096 --no-progress \
+          --impls fused reference x*2 --modes throughput --out "$OUT/family-$f-h200.json" 2>&1 | tail -12
+      done ;;
+    *) echo "unknown job '$job' (build build-old crash tests fuzz bench train ncu compare families)"; exit 2 ;;
   esac
   echo "--- $job: $((SECONDS - t0)) s"
 done

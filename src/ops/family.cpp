@@ -53,10 +53,15 @@ bool is_suffix_param(const mx::array& p, const Shape_t& S) {
 const char* const kResetNames[] = {"subtract", "zero", "none"};
 const char* const kModeNames[] = {"delayed", "immediate", "same-step"};
 
+// "0 (subtract), 1 (zero) or 2 (none)": the choices in `mask`.
 std::string choices(unsigned mask, const char* const* names) {
-  std::string s;
+  std::vector<std::string> c;
   for (int j = 0; j < 3; ++j) {
-    if ((mask >> j) & 1u) s += (s.empty() ? "" : ", ") + std::to_string(j) + " (" + names[j] + ")";
+    if ((mask >> j) & 1u) c.push_back(std::to_string(j) + " (" + names[j] + ")");
+  }
+  std::string s;
+  for (size_t k = 0; k < c.size(); ++k) {
+    s += (k == 0 ? "" : (k + 1 == c.size() ? " or " : ", ")) + c[k];
   }
   return s;
 }

@@ -307,8 +307,18 @@ def test_leaky_layer_runs_the_kernel_and_it_matches_the_reference():
         np.testing.assert_array_equal(np.array(u), np.array(v))
 
 
-@pytest.mark.parametrize("name", ["Synaptic", "Alpha", "Lapicque", "RLeaky", "RSynaptic",
-                                  "ALIF", "Izhikevich"])
+@pytest.mark.parametrize("name", ["Synaptic", "Alpha", "Lapicque"])
+def test_fused_families_run_their_kernel_from_the_layer(name):
+    """backend="fused" reaches the kernel through .sequence() (same values as
+    the reference; tests/ops/test_families.py compares them in depth)."""
+    x = drive(name, T=6)
+    a = ALL_FAMILIES[name](backend="fused").sequence(x, output_mem="all")
+    b = ALL_FAMILIES[name](backend="reference").sequence(x, output_mem="all")
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(np.array(u), np.array(v))
+
+
+@pytest.mark.parametrize("name", ["RLeaky", "RSynaptic", "ALIF", "Izhikevich"])
 def test_families_without_a_kernel_say_so(name):
     layer = ALL_FAMILIES[name](backend="fused")
     with pytest.raises(RuntimeError, match=r"no fused kernel exists for \w+ yet"):

@@ -134,7 +134,7 @@ def test_shapes(shape, output_mem):
 def test_layer_spanning_several_blocks(monkeypatch, stream, reset_delay):
     """21000 neurons: each of two CPU threads walks a block of 8192 and a
     shorter one, in chunks of 256; per-neuron parameters of 7000 values start
-    mid-run in the second block (suffix arrays, src/ops/leaky.h)."""
+    mid-run in the second block (suffix arrays, src/ops/family.h)."""
     monkeypatch.setenv("FLASHSNN_CPU_STREAM", stream)
     x, mem, beta, th, ks, km = make_inputs(6, (3, 7000), seed=13)
     res = run_both(x, mem, beta, th, ks, km, reset_delay=reset_delay, output_mem="all")
@@ -308,7 +308,7 @@ def test_forward_recomputes_when_not_saved():
 @pytest.mark.parametrize("reset", RESETS)
 def test_gradient_subsets_match_the_full_backward(reset, mode):
     """vjp asks only for the gradients it needs; without beta and threshold
-    the CPU backward skips their accumulation (LeakyOptions::param_grads).
+    the CPU backward skips their accumulation (FamilyOptions::param_grads).
     Every subset must give bitwise the gradients of the full backward."""
     convention, delay, detach = MODES[mode]
     x, mem, beta, th, ks, km = make_inputs(40, (3, 37), seed=11)

@@ -96,9 +96,9 @@ BAD_DIRECT = [
      r"\[leaky\] x of shape \(2, 65536, 32769\) has 2147549184 neurons per step; one call "
      r"takes at most 2\^31 - 1"),
     ("surrogate-type", dict(surrogate_id="atan"), TypeError,
-     r"leaky\(\): incompatible function arguments"),
+     r"fused\(\): incompatible function arguments"),
     ("x-numpy", dict(x=np.ones((3, 4), np.float32)), TypeError,
-     r"leaky\(\): incompatible function arguments"),
+     r"fused\(\): incompatible function arguments"),
 ]
 
 

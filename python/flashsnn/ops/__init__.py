@@ -2,9 +2,11 @@
 
 Each op runs all T steps in one kernel launch, forward and backward, where a
 kernel exists for the device and options, and falls back to its pure-MLX
-reference (``flashsnn.reference.<family>``) elsewhere. Families with no
-kernel yet (every one but ``leaky``) run their reference under
-``backend="auto"``; ``backend="fused"`` says so in an error.
+reference (``flashsnn.reference.<family>``) elsewhere. Fused: ``leaky``,
+``synaptic``, ``alpha``, ``lapicque`` (the table ``ops/_table.py``). The others
+(``rleaky``, ``rsynaptic``, ``alif``, ``izhikevich``) have no kernel yet and
+run their reference under ``backend="auto"``; ``backend="fused"`` says so in
+an error.
 """
 
 from .alif import alif

@@ -1,7 +1,7 @@
 """What the neuron-family ops share around their own arguments and
 equations: the option lists, the checks each op starts with, the base of
 the checked-argument records, and the dispatch of a family that has no fused
-kernel yet (every one but ``leaky``).
+kernel yet (those not in ``_table.FAMILIES``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The Alpha neuron (snnTorch's ``Alpha``) over a whole sequence.
 
-Equations: ``python/flashsnn/ops/README.md`` (Alpha). No fused kernel yet:
-``backend="auto"`` runs the pure-MLX reference (``flashsnn.reference.alpha``),
-so a kernel can slot in here later without touching the layers.
+Equations: ``python/flashsnn/ops/README.md`` (Alpha). Fused: all T steps in
+one kernel launch, forward and backward (``src/step/alpha.h`` through the family
+engine, docs/adding-a-family.md); the pure-MLX reference
+(``flashsnn.reference.alpha``) runs where no kernel applies.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def alpha(x: mx.array, syn_exc: mx.array | None = None, syn_inh: mx.array | None
             ``f(v) -> spikes``.
         output_mem: ``"last"`` returns the final states ``[*S]``; ``"all"``
             returns every state after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, syn_exc, syn_inh, mem)``: spikes ``[T, *S]`` and the states,

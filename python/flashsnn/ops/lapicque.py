@@ -1,8 +1,9 @@
 """Lapicque's RC neuron (snnTorch's ``Lapicque``) over a whole sequence.
 
-Equations: ``python/flashsnn/ops/README.md`` (Lapicque). No fused kernel yet:
-``backend="auto"`` runs the pure-MLX reference (``flashsnn.reference.lapicque``),
-so a kernel can slot in here later without touching the layers. The op takes
+Equations: ``python/flashsnn/ops/README.md`` (Lapicque). Fused: all T steps in
+one kernel launch, forward and backward (``src/step/lapicque.h`` through the family
+engine, docs/adding-a-family.md); the pure-MLX reference
+(``flashsnn.reference.lapicque``) runs where no kernel applies. The op takes
 the circuit's ``R``, ``C`` and ``time_step``; the layer
 (:class:`flashsnn.nn.Lapicque`) derives them from ``beta`` as snnTorch does.
 """
@@ -67,8 +68,9 @@ def lapicque(x: mx.array, mem: mx.array | None = None, *, R, C, time_step=1.0,
             ``f(v) -> spikes``.
         output_mem: ``"last"`` returns the final membrane ``[*S]``,
             ``"all"`` the membrane after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, mem)``: spikes ``[T, *S]`` and the membrane, in x's dtype.

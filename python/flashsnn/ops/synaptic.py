@@ -1,8 +1,9 @@
 """The synaptic-current LIF neuron (snnTorch's ``Synaptic``) over a whole sequence.
 
-Equations: ``python/flashsnn/ops/README.md`` (Synaptic). No fused kernel yet:
-``backend="auto"`` runs the pure-MLX reference (``flashsnn.reference.synaptic``),
-so a kernel can slot in here later without touching the layers.
+Equations: ``python/flashsnn/ops/README.md`` (Synaptic). Fused: all T steps in
+one kernel launch, forward and backward (``src/step/synaptic.h`` through the family
+engine, docs/adding-a-family.md); the pure-MLX reference
+(``flashsnn.reference.synaptic``) runs where no kernel applies.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def synaptic(x: mx.array, syn: mx.array | None = None, mem: mx.array | None = No
             ``f(v) -> spikes``.
         output_mem: ``"last"`` returns the final ``syn`` and ``mem``
             ``[*S]``; ``"all"`` returns both after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, syn, mem)``: spikes ``[T, *S]`` and the states, in x's dtype.
