@@ -5,6 +5,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+import flashsnn as fs
+
 
 def np32(a) -> np.ndarray:
     return np.array(a.astype(mx.float32)) if isinstance(a, mx.array) else np.asarray(a, np.float32)
@@ -30,3 +32,19 @@ def vjp_both(fn, primals, cotangents):
     outs, grads = mx.vjp(fn, primals, cotangents)
     mx.eval(outs, grads)
     return outs, grads
+
+
+# Every kernel surrogate, some with non-default parameters (the fused tests
+# run each one against the reference).
+SURROGATES = {
+    "atan": fs.surrogate.atan(),
+    "atan_a5": fs.surrogate.atan(alpha=5.0),
+    "fast_sigmoid": fs.surrogate.fast_sigmoid(),
+    "sigmoid": fs.surrogate.sigmoid(slope=5),
+    "triangular": fs.surrogate.triangular(),
+    "straight_through": fs.surrogate.straight_through(),
+    "heaviside": fs.surrogate.heaviside(),
+    "spike_rate_escape": fs.surrogate.spike_rate_escape(beta=2, slope=0.5),
+    "SFS": fs.surrogate.SFS(slope=10, B=-0.5),
+    "LSO": fs.surrogate.LSO(slope=0.2),
+}

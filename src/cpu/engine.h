@@ -359,17 +359,12 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
 // family, reset and mode in `o`: the runtime values become template
 // arguments here. Instantiated per dtype in kernels_<dtype>.cpp, so that the
 // build compiles the dtypes in parallel.
-template <typename T>
-void forward_kernel(const FamilyOptions& o, const FwdArgs<T>& a) {
-  const bool found = dispatch_family(o.family, [&](auto f) {
-    using F = decltype(f);
-    const bool ok = dispatch_family_options<F>(o.reset, o.mode, [&](auto r, auto m) {
-      dispatch_bool(o.save, [&](auto save) {
-        parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
-          forward_range<F, T, decltype(r)::value, decltype(m)::value, decltype(save)::value>(
-              a, i0, i1);
-        });
-      });
+// f(F{}, reset, mode, flag) with every runtime value a compile-time one.
+template <typename Fn>
+void dispatch_kernel(const FamilyOptions& o, bool flag, Fn&& f) {
+  const bool found = dispatch_family(o.family, [&](auto fam) {
+    const bool ok = dispatch_family_options<decltype(fam)>(o.reset, o.mode, [&](auto r, auto m) {
+      dispatch_bool(flag, [&](auto b) { f(fam, r, m, b); });
     });
     if (!ok) no_kernel(o);
   });
@@ -377,20 +372,23 @@ void forward_kernel(const FamilyOptions& o, const FwdArgs<T>& a) {
 }
 
 template <typename T>
-void backward_kernel(const FamilyOptions& o, const BwdArgs<T>& a) {
-  const bool found = dispatch_family(o.family, [&](auto f) {
-    using F = decltype(f);
-    const bool ok = dispatch_family_options<F>(o.reset, o.mode, [&](auto r, auto m) {
-      dispatch_bool(o.param_grads, [&](auto params) {
-        parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
-          backward_range<F, T, decltype(r)::value, decltype(m)::value, decltype(params)::value>(
-              a, i0, i1);
-        });
-      });
+void forward_kernel(const FamilyOptions& o, const FwdArgs<T>& a) {
+  dispatch_kernel(o, o.save, [&](auto f, auto r, auto m, auto save) {
+    parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
+      forward_range<decltype(f), T, decltype(r)::value, decltype(m)::value, decltype(save)::value>(
+          a, i0, i1);
     });
-    if (!ok) no_kernel(o);
   });
-  if (!found) no_kernel(o);
+}
+
+template <typename T>
+void backward_kernel(const FamilyOptions& o, const BwdArgs<T>& a) {
+  dispatch_kernel(o, o.param_grads, [&](auto f, auto r, auto m, auto params) {
+    parallel_for(a.d.N, a.d.T, [&](int64_t i0, int64_t i1) {
+      backward_range<decltype(f), T, decltype(r)::value, decltype(m)::value,
+                     decltype(params)::value>(a, i0, i1);
+    });
+  });
 }
 
 #define FS_CPU_KERNELS(EXTERN, T)                                                    \

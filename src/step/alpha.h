@@ -74,10 +74,7 @@ struct Alpha {
 
   template <int RESET, int MODE>
   static FS_FN Fire fire(Vec<3> save, Vec<3>, float, Vec<4> c) {
-    Fire f;
-    f.v = save.v[2] - c.v[2];
-    f.s = save.v[2] > c.v[2] ? 1.0f : 0.0f;
-    return f;
+    return fire_above(save.v[2], c.v[2]);
   }
 
   template <int RESET, int MODE>

@@ -96,6 +96,14 @@ constexpr int kMaxStates = 3;
 constexpr int kMaxParams = 4;
 constexpr int kMaxSaves = 3;
 
+// The spike H(u - θ) with snnTorch's strict >, and the surrogate's argument.
+FS_FN Fire fire_above(float u, float th) {
+  Fire f;
+  f.v = u - th;
+  f.s = u > th ? 1.0f : 0.0f;
+  return f;
+}
+
 template <class F>
 FS_FN constexpr bool has_reset(int r) {
   return (F::kResets >> r) & 1u;

@@ -61,10 +61,7 @@ struct Lapicque {
 
   template <int RESET, int MODE>
   static FS_FN Fire fire(Vec<1> save, Vec<1>, float, Vec<5> c) {
-    Fire f;
-    f.v = save.v[0] - c.v[4];
-    f.s = save.v[0] > c.v[4] ? 1.0f : 0.0f;
-    return f;
+    return fire_above(save.v[0], c.v[4]);
   }
 
   template <int RESET, int MODE>

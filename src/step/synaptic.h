@@ -87,11 +87,7 @@ struct Synaptic {
 
   template <int RESET, int MODE>
   static FS_FN Fire fire(Vec<2> save, Vec<2> prev, float, Vec<3> c) {
-    Fire f;
-    const float h = pre_reset<RESET, MODE>(save, prev, c);
-    f.v = h - c.v[2];
-    f.s = h > c.v[2] ? 1.0f : 0.0f;
-    return f;
+    return fire_above(pre_reset<RESET, MODE>(save, prev, c), c.v[2]);
   }
 
   template <int RESET, int MODE>

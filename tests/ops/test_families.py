@@ -25,23 +25,12 @@ import pytest
 
 import flashsnn as fs
 from flashsnn.ops._table import FAMILIES, RESETS
-from helpers import np32, rel_rms
+from helpers import SURROGATES as KERNEL_SURROGATES, np32, rel_rms
 
 pytestmark = pytest.mark.skipif(fs.fused_unavailable_reason() is not None,
                                 reason=f"no fused kernel: {fs.fused_unavailable_reason()}")
 
 GRAD_TOL = {mx.float32: 1e-5, mx.float16: 2e-3, mx.bfloat16: 1e-2}
-KERNEL_SURROGATES = {
-    "atan": fs.surrogate.atan(alpha=3.0),
-    "fast_sigmoid": fs.surrogate.fast_sigmoid(),
-    "sigmoid": fs.surrogate.sigmoid(slope=5),
-    "triangular": fs.surrogate.triangular(),
-    "straight_through": fs.surrogate.straight_through(),
-    "heaviside": fs.surrogate.heaviside(),
-    "spike_rate_escape": fs.surrogate.spike_rate_escape(beta=2, slope=0.5),
-    "SFS": fs.surrogate.SFS(slope=10, B=-0.5),
-    "LSO": fs.surrogate.LSO(slope=0.2),
-}
 
 
 def option_sets(fam) -> list[dict]:

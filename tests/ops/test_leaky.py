@@ -15,23 +15,11 @@ import numpy as np
 import pytest
 
 import flashsnn as fs
-from helpers import describe, np32, rel_rms, vjp_both
+from helpers import SURROGATES, describe, np32, rel_rms, vjp_both
 
 pytestmark = pytest.mark.skipif(fs.fused_unavailable_reason() is not None,
                                 reason=f"no fused kernel: {fs.fused_unavailable_reason()}")
 
-SURROGATES = {
-    "atan": fs.surrogate.atan(),
-    "atan_a5": fs.surrogate.atan(alpha=5.0),
-    "fast_sigmoid": fs.surrogate.fast_sigmoid(),
-    "sigmoid": fs.surrogate.sigmoid(slope=5),
-    "triangular": fs.surrogate.triangular(),
-    "straight_through": fs.surrogate.straight_through(),
-    "heaviside": fs.surrogate.heaviside(),
-    "spike_rate_escape": fs.surrogate.spike_rate_escape(beta=2, slope=0.5),
-    "SFS": fs.surrogate.SFS(slope=10, B=-0.5),
-    "LSO": fs.surrogate.LSO(slope=0.2),
-}
 # (convention, reset_delay, detach_reset)
 MODES = {
     "snntorch": ("snntorch", True, False),
