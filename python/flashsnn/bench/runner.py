@@ -5,7 +5,9 @@ flashsnn reference with the same semantics, and the fused gradients against
 the reference's), then warm-up and the median of repeated timed passes,
 waiting on every output and gradient. The table gives each time as a multiple
 of the fused kernel's and of one `x * 2` pass over the input (the memory
-bandwidth yardstick); a failed parity check prints FAIL instead of a ratio.
+bandwidth yardstick), and of the family's byte floor (floor_bytes) at x*2's
+bandwidth; a summary gives each pass's fused vs reference and fused vs floor.
+A failed parity check prints FAIL instead of a ratio.
 The machine and versions head the table; a JSON file holds everything.
 
 Besides that back-to-back ``throughput``, ``--modes`` times one call at a
@@ -13,6 +15,7 @@ time as users make it (``latency``, ``cache-off``, ``busy``; see
 bench/percall.py) and prints each mode's median and its ratio to latency.
 
     flashsnn bench                          # CPU, the registry's CPU shapes
+    flashsnn bench --family synaptic        # any family of ops/_table.py
     flashsnn bench --modes throughput latency   # no cache-off, no busy
     flashsnn bench --device gpu --out benchmarks/results/leaky-h100.json
 """
