@@ -3,7 +3,10 @@
 A benchmark names a neuron family, the shapes to run and the implementations
 to time. Each implementation turns a Case into two callables (forward,
 forward+backward) that return everything that must be evaluated, plus a
-forward result for the parity gate. Adding a family = adding one entry.
+forward result for the parity gate. Every family of the fused-family table
+(flashsnn/ops/_table.py) gets flashsnn's own paths and the x*2 yardstick on
+its ``bench`` parameters with no code here; Leaky also runs against the
+other libraries.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import mlx.core as mx
 import numpy as np
 
 import flashsnn as fs
+from flashsnn.ops._table import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,11 @@ class Case:
 class Prepared:
     """Callables for one implementation on one case.
 
-    fwd() / fwdbwd() run one pass and return the arrays to wait on; spikes()
-    returns the forward spikes and membrane (as numpy) for the parity gate,
-    compared against `parity_with` (the flashsnn reference with the same
-    semantics). fwdbwd is None where the implementation has no backward.
+    fwd() / fwdbwd() run one pass and return the arrays to wait on (fwdbwd
+    of flashsnn's paths: mx.vjp's (outputs, grads), dL/dx first); spikes()
+    returns the forward spikes and last states (as numpy) for the parity
+    gate, compared against the family's reference op with `parity_with`
+    (the same semantics). fwdbwd is None where the implementation has no backward.
     """
 
     fwd: Callable
@@ -50,7 +55,7 @@ class Prepared:
     sync: Callable          # waits for the returned work: mx.eval or torch sync
     launch: Callable = lambda out: None  # starts the returned work without waiting
     spikes: Callable | None = None
-    parity_with: dict = field(default_factory=dict)  # kwargs for fs.reference.leaky
+    parity_with: dict = field(default_factory=dict)  # kwargs for fs.ops.<family>
     note: str = ""
     # Per-call modes (bench/percall.py): the graphs a user builds, one call
     # at a time. call_fwd: the forward; call_fwdbwd: mx.grad of the spikes'
@@ -67,23 +72,29 @@ class Impl:
     yardstick: bool = False  # a bandwidth reference, not an SNN implementation
 
 
-BETA, THRESHOLD = 0.9, 1.0
+BETA, THRESHOLD = 0.9, 1.0  # the other libraries' Leaky: FAMILIES["leaky"].bench
 
 
 def make_inputs(case: Case, seed: int = 0, cotangents: bool = True):
-    """x [T, B, N] (mean 0.3, sd 0.8: about 15% of neurons fire per step) and
-    random cotangents for spikes and the last membrane (None without
-    ``cotangents``: a per-call process holds only x, as a user's does)."""
+    """x [T, B, N] (mean 0.3, sd 0.8: about 15% of neurons fire per step), a
+    random spike cotangent ``cs`` and one last-state cotangent per state of
+    the family (``cstates``, [B, N] each, in the op's order; ``cm`` is the
+    membrane's, the last state, which the other libraries' Leaky take).
+    Without ``cotangents`` they are None: a per-call process holds only x,
+    as a user's does. Leaky draws from the same keys as before the family
+    table, so its inputs are the ones earlier runs timed."""
     dtype = getattr(mx, case.dtype)
-    k = mx.random.split(mx.random.key(seed), 3)
+    n_states = len(FAMILIES[case.family].states)
+    k = mx.random.split(mx.random.key(seed), 2 + n_states)
     x = (mx.random.normal(case.shape, key=k[0]) * 0.8 + 0.3).astype(dtype)
     if not cotangents:
         mx.eval(x)
-        return {"x": x, "cs": None, "cm": None}
+        return {"x": x, "cs": None, "cstates": None, "cm": None}
     cs = mx.random.normal(case.shape, key=k[1]).astype(dtype)
-    cm = mx.random.normal(case.shape[1:], key=k[2]).astype(dtype)
-    mx.eval(x, cs, cm)
-    return {"x": x, "cs": cs, "cm": cm}
+    cst = [mx.random.normal(case.shape[1:], key=k[2 + i]).astype(dtype)
+           for i in range(n_states)]
+    mx.eval(x, cs, *cst)
+    return {"x": x, "cs": cs, "cstates": cst, "cm": cst[-1]}
 
 
 def _mlx_sync(out):
@@ -100,29 +111,31 @@ def _np(a):
 
 # ---------------------------------------------------------------- flashsnn --
 
-def _leaky_fs(backend: str, compiled: bool, learn: bool = False):
-    """learn: beta and threshold are differentiated too (a layer with
-    learn_beta/learn_threshold); otherwise only x, as for snnTorch's default
-    fixed parameters, where the fused backward skips their accumulation."""
+def _family_fs(family: str, backend: str, compiled: bool, learn: bool = False):
+    """fs.ops.<family> with the table's ``bench`` parameters. learn: those
+    parameters are differentiated too (a layer with learn_beta etc.);
+    otherwise only x, as for snnTorch's default fixed parameters, where the
+    fused backward skips their accumulation."""
+    fam = FAMILIES[family]
+    op = getattr(fs.ops, family)
+    names = tuple(fam.bench)
+
     def prepare(case, inp, device):
-        x, cs, cm = inp["x"], inp["cs"], inp["cm"]
-        params = [mx.array(BETA), mx.array(THRESHOLD)]
+        x, cs, cst = inp["x"], inp["cs"], inp["cstates"]
+        params = [mx.array(fam.bench[n]) for n in names]
 
-        def f(x_, beta=BETA, threshold=THRESHOLD):
-            return fs.ops.leaky(x_, beta=beta, threshold=threshold, backend=backend)
+        def f(x_, *p):
+            kw = dict(zip(names, p)) if p else fam.bench
+            return op(x_, backend=backend, **kw)
 
-        def vjp(x_, cs_, cm_):
-            return mx.vjp(f, [x_, *params] if learn else [x_], [cs_, cm_])
+        def vjp(x_, cs_, *cst_):
+            return mx.vjp(f, [x_, *params] if learn else [x_], [cs_, *cst_])
 
-        # Per call, as users write it: fs.ops.leaky(x, beta=0.9) (beta and
-        # threshold arrays for learn) and mx.grad of the spikes' plain sum.
-        def user_fwd(x_, *p):
-            kw = {"beta": p[0], "threshold": p[1]} if learn else {"beta": BETA}
-            return fs.ops.leaky(x_, backend=backend, **kw)
-
-        user_grad = mx.grad(lambda *a: user_fwd(*a)[0].sum(),
-                            argnums=(0, 1, 2) if learn else 0)
-        fwd_user = mx.compile(user_fwd) if compiled else user_fwd
+        # Per call, as users write it: fs.ops.<family>(x, beta=0.9, ...)
+        # (arrays for learn) and mx.grad of the spikes' plain sum.
+        user_grad = mx.grad(lambda *a: f(*a)[0].sum(),
+                            argnums=tuple(range(1 + len(params))) if learn else 0)
+        fwd_user = mx.compile(f) if compiled else f
         grad_user = mx.compile(user_grad) if compiled else user_grad
         args = (x, *params) if learn else (x,)
 
@@ -130,11 +143,11 @@ def _leaky_fs(backend: str, compiled: bool, learn: bool = False):
         vjp_fn = mx.compile(vjp) if compiled else vjp
         return Prepared(
             fwd=lambda: fwd_fn(x),
-            fwdbwd=lambda: vjp_fn(x, cs, cm),
+            fwdbwd=lambda: vjp_fn(x, cs, *cst),
             sync=_mlx_sync, launch=_mlx_launch,
             spikes=lambda: tuple(_np(a) for a in f(x)),
             parity_with={},
-            note="beta and threshold differentiated too" if learn else "",
+            note=f"{' and '.join(names)} differentiated too" if learn else "",
             call_fwd=lambda: fwd_user(*args), call_fwdbwd=lambda: grad_user(*args),
         )
     return prepare
@@ -318,26 +331,47 @@ def _spikingjelly(case, inp, device):
 
 # --------------------------------------------------------------- registry --
 
+def family_impls(family: str) -> list[Impl]:
+    """flashsnn's own paths of a family in the table, and the x*2 yardstick."""
+    return [
+        Impl("fused", _family_fs(family, "fused", False), _fused_available),
+        Impl("fused+learn", _family_fs(family, "fused", False, learn=True), _fused_available),
+        Impl("reference", _family_fs(family, "reference", False)),
+        Impl("reference+compile", _family_fs(family, "reference", True)),
+        Impl("x*2", _x_times_2, yardstick=True),
+    ]
+
+
+# Leaky also runs against the other libraries' Leaky (same semantics).
+_own = {i.name: i for i in family_impls("leaky")}
 LEAKY_IMPLS = [
-    Impl("fused", _leaky_fs("fused", False), _fused_available),
-    Impl("fused+learn", _leaky_fs("fused", False, learn=True), _fused_available),
-    Impl("reference", _leaky_fs("reference", False)),
-    Impl("reference+compile", _leaky_fs("reference", True)),
+    _own["fused"], _own["fused+learn"], _own["reference"], _own["reference+compile"],
     Impl("mlx-snn", _mlxsnn(False), _mlxsnn_available),
     Impl("mlx-snn+compile", _mlxsnn(True), _mlxsnn_available),
     Impl("snntorch", _snntorch, _snntorch_available),
     Impl("spikingjelly", _spikingjelly, _spikingjelly_available),
-    Impl("x*2", _x_times_2, yardstick=True),
+    _own["x*2"],
     Impl("torch x*2", _torch_x2,
          lambda device: _torch_available(device) or (None if device == "gpu" else "GPU only"),
          yardstick=True),
 ]
 
+# Every family runs on Leaky's shapes: the same planes, so that the byte
+# floors and times compare across families.
 BENCHMARKS = {
-    "leaky": {
-        "cpu": [Case("leaky", 100, 32, 1024), Case("leaky", 25, 128, 256)],
-        "gpu": [Case("leaky", 100, 64, 4096), Case("leaky", 500, 32, 1024),
-                Case("leaky", 25, 128, 256)],
-        "impls": LEAKY_IMPLS,
-    },
+    name: {
+        "cpu": [Case(name, 100, 32, 1024), Case(name, 25, 128, 256)],
+        "gpu": [Case(name, 100, 64, 4096), Case(name, 500, 32, 1024),
+                Case(name, 25, 128, 256)],
+        "impls": LEAKY_IMPLS if name == "leaky" else family_impls(name),
+    }
+    for name in FAMILIES
 }
+
+
+def unknown_family(name: str) -> str | None:
+    """None for a family `flashsnn bench` knows, else the tagged error
+    listing the valid ones."""
+    if name in BENCHMARKS:
+        return None
+    return f"[bench] unknown family {name!r}; valid: {', '.join(sorted(BENCHMARKS))}"

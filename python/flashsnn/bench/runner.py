@@ -5,7 +5,9 @@ flashsnn reference with the same semantics, and the fused gradients against
 the reference's), then warm-up and the median of repeated timed passes,
 waiting on every output and gradient. The table gives each time as a multiple
 of the fused kernel's and of one `x * 2` pass over the input (the memory
-bandwidth yardstick); a failed parity check prints FAIL instead of a ratio.
+bandwidth yardstick), and of the family's byte floor (floor_bytes) at x*2's
+bandwidth; a summary gives each pass's fused vs reference and fused vs floor.
+A failed parity check prints FAIL instead of a ratio.
 The machine and versions head the table; a JSON file holds everything.
 
 Besides that back-to-back ``throughput``, ``--modes`` times one call at a
@@ -13,6 +15,7 @@ time as users make it (``latency``, ``cache-off``, ``busy``; see
 bench/percall.py) and prints each mode's median and its ratio to latency.
 
     flashsnn bench                          # CPU, the registry's CPU shapes
+    flashsnn bench --family synaptic        # any family of ops/_table.py
     flashsnn bench --modes throughput latency   # no cache-off, no busy
     flashsnn bench --device gpu --out benchmarks/results/leaky-h100.json
 """
@@ -36,9 +39,11 @@ import numpy as np
 import flashsnn as fs
 
 from . import percall
-from .registry import BENCHMARKS, Case, make_inputs
+from .._backend import ext
+from ..ops._table import DELAYED, FAMILIES
+from .registry import BENCHMARKS, Case, make_inputs, unknown_family
 
-PARITY_MEM_TOL = 1e-5   # relative RMS of the final membrane
+PARITY_MEM_TOL = 1e-5   # relative RMS of each final state (the membrane, ...)
 PARITY_GRAD_TOL = 1e-5  # relative RMS of dL/dx, fused vs reference
 # flashsnn's own paths: held to the strict checks above, and run in every dtype.
 OWN = ("fused", "fused+learn", "reference", "reference+compile")
@@ -47,7 +52,10 @@ OTHER_MEM_TOL = 1e-2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--family", default="leaky", choices=sorted(BENCHMARKS))
+    # Not argparse's choices: an unknown family is a tagged error (exit 2)
+    # like every other bad argument here.
+    p.add_argument("--family", default="leaky",
+                   help=f"the neuron family to time: {', '.join(sorted(BENCHMARKS))}")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--shapes", nargs="*", metavar="T,B,N",
                    help="shapes to run instead of the registry's, e.g. 100,32,1024")
@@ -161,26 +169,47 @@ def _rel(a, b) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-30))
 
 
-def _reference_sum_grad(inputs: dict):
+def _reference_op(case: Case, x, **kw):
+    """fs.ops.<family> on the reference path with the table's bench parameters."""
+    return getattr(fs.ops, case.family)(x, backend="reference",
+                                        **FAMILIES[case.family].bench, **kw)
+
+
+def _reference_sum_grad(case: Case, inputs: dict):
     """d(spikes.sum())/dx on the reference, once per case."""
     if "ref_sum_grad" not in inputs:
-        inputs["ref_sum_grad"] = mx.grad(lambda a: fs.reference.leaky(
-            a, beta=0.9, threshold=1.0)[0].sum())(inputs["x"])
+        inputs["ref_sum_grad"] = mx.grad(
+            lambda a: _reference_op(case, a)[0].sum())(inputs["x"])
     return inputs["ref_sum_grad"]
 
 
+def _reference_dx(case: Case, inputs: dict):
+    """dL/dx on the reference for the spike and last-state cotangents, once
+    per case."""
+    if "ref_dx" not in inputs:
+        _, (g,) = mx.vjp(lambda a: _reference_op(case, a), [inputs["x"]],
+                         [inputs["cs"], *inputs["cstates"]])
+        inputs["ref_dx"] = g
+    return inputs["ref_dx"]
+
+
 def parity(case: Case, inputs: dict, name: str, prep, per_call: bool = False) -> tuple[bool, str]:
-    """Forward spikes/membrane against the reference with the same semantics;
-    for flashsnn's own paths also the gradient, and with ``per_call`` the
-    gradient of the per-call modes' graph (mx.grad of the spikes' sum)."""
+    """Forward spikes and last states against the family's reference op with
+    the same semantics; for flashsnn's own paths also dL/dx of the pass that
+    is timed (its vjp), and with ``per_call`` the gradient of the per-call
+    modes' graph (mx.grad of the spikes' sum)."""
     if prep.spikes is None:
         return True, ""
     x = inputs["x"]
-    spk, mem = prep.spikes()
-    r_spk, r_mem = fs.reference.leaky(x, beta=0.9, threshold=1.0, **prep.parity_with)
-    r_spk, r_mem = np.array(r_spk.astype(mx.float32)), np.array(r_mem.astype(mx.float32))
+    spk, *states = prep.spikes()
+    r_spk, *r_states = (np.array(a.astype(mx.float32))
+                        for a in _reference_op(case, x, **prep.parity_with))
     mism = int(np.sum(spk != r_spk))
-    err = float(np.sqrt(np.mean((mem - r_mem) ** 2)) / (np.sqrt(np.mean(r_mem ** 2)) + 1e-30))
+    # Other libraries return the membrane, the last state, alone.
+    names = FAMILIES[case.family].states[-len(states):]
+    errs = [float(np.sqrt(np.mean((s - r) ** 2)) / (np.sqrt(np.mean(r ** 2)) + 1e-30))
+            for s, r in zip(states, r_states[-len(states):])]
+    err = max(errs)
     if name in OWN:
         ok = mism == 0 and err <= PARITY_MEM_TOL
     else:
@@ -189,20 +218,18 @@ def parity(case: Case, inputs: dict, name: str, prep, per_call: bool = False) ->
         # spike that lands within an ulp of threshold; the trajectory of that
         # neuron then departs. Same semantics: almost every spike agrees.
         ok = mism <= OTHER_SPIKE_FRACTION * spk.size and err <= OTHER_MEM_TOL
-    msg = f"spikes {mism} of {spk.size} differ, mem rel {err:.1e}"
-    if ok and name in ("fused", "reference+compile"):
-        cot = [inputs["cs"], inputs["cm"]]
-        backend = "fused" if name == "fused" else "reference"
-        _, (g,) = mx.vjp(lambda a: fs.ops.leaky(a, beta=0.9, threshold=1.0, backend=backend),
-                         [x], cot)
-        _, (rg,) = mx.vjp(lambda a: fs.ops.leaky(a, beta=0.9, threshold=1.0,
-                                                 backend="reference"), [x], cot)
-        gerr = _rel(g, rg)
+    msg = f"spikes {mism} of {spk.size} differ, " + ", ".join(
+        f"{n} rel {e:.1e}" for n, e in zip(names, errs))
+    if ok and name in OWN and prep.fwdbwd is not None:
+        # The timed callable itself (compiled where it is), dL/dx first.
+        g = prep.fwdbwd()[1][0]
+        gerr = _rel(g, _reference_dx(case, inputs))
         ok = gerr <= PARITY_GRAD_TOL
         msg += f", dx rel {gerr:.1e}"
     if ok and per_call and name in OWN and prep.call_fwdbwd is not None:
         g = prep.call_fwdbwd()
-        gerr = _rel(g[0] if isinstance(g, (tuple, list)) else g, _reference_sum_grad(inputs))
+        gerr = _rel(g[0] if isinstance(g, (tuple, list)) else g,
+                    _reference_sum_grad(case, inputs))
         ok = gerr <= PARITY_GRAD_TOL
         msg += f", per-call dx rel {gerr:.1e}"
     return ok, msg
@@ -314,23 +341,67 @@ def case_rows(state: dict, modes) -> list[dict]:
             continue
         if r["impl"] == "fused":
             r["floor_bandwidth_GBps"] = bw / 1e9
-        if not r["yardstick"]:
-            r["floor_ms"] = floor_bytes(case, r["pass"]) / bw * 1e3
+        floor = floor_bytes(case, r["pass"])
+        if not r["yardstick"] and floor:
+            r["floor_ms"] = floor / bw * 1e3
             r["vs_floor"] = r["median_ms"] / r["floor_ms"]
     return rows
 
 
-def floor_bytes(case: Case, pas: str) -> int:
-    """Bytes a Leaky pass must move at least. Forward (inference): read x,
-    write spikes and the last membrane. Forward+backward: the forward also
-    writes h (float32) for the backward, which reads h and the spike and
-    membrane cotangents and writes dx."""
+def floor_bytes(case: Case, pas: str) -> int | None:
+    """Bytes a pass of the family must move at least, from the extension's
+    own counts (``_ext.families()``); None without the extension.
+
+    Forward (inference): read x, write the spikes and each state's last
+    value. Forward+backward: the forward also writes its saves (float32
+    [T, B, N] planes, as many as the kernel's delayed mode keeps: the bench
+    runs each op's defaults, which are that mode); the backward reads them,
+    x again where the family's backward needs it, the spike cotangent and
+    one [B, N] cotangent per state, and writes dx."""
+    if ext is None:
+        return None
+    fam = FAMILIES[case.family]
+    _, states, _, reads_x, _, _, saves = ext.families()[fam.id]
     e = 4 if case.dtype == "float32" else 2
     plane, state = case.T * case.B * case.N, case.B * case.N
-    fwd = plane * 2 * e + state * e
+    fwd = plane * e + plane * e + len(states) * state * e
     if pas == "fwd":
         return fwd
-    return fwd + plane * 4 + (plane * 4 + plane * e + state * e) + plane * e
+    saved = saves[DELAYED] * plane * 4
+    bwd = saved + (plane * e if reads_x else 0) + plane * e + len(states) * state * e + plane * e
+    return fwd + saved + bwd
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per case and pass, what the issue's targets read (throughput): the
+    fused op's median, the reference's time over it and the fused op's
+    over its byte floor."""
+    ms = {(r["case"], r["impl"], r["pass"]): r for r in rows
+          if r.get("mode") == "throughput"}
+    out = []
+    for (case, impl, pas), f in ms.items():
+        ref = ms.get((case, "reference", pas))
+        if impl != "fused" or not f["parity_ok"]:
+            continue
+        out.append({"case": case, "pass": pas, "fused_ms": f["median_ms"],
+                    "reference_vs_fused": (ref["median_ms"] / f["median_ms"]
+                                           if ref and ref["parity_ok"] else None),
+                    "fused_vs_floor": f.get("vs_floor")})
+    return out
+
+
+def _summary_table(summ: list[dict]) -> list[str]:
+    if not summ:
+        return []
+    lines = ["", "Summary (throughput): fused vs reference (reference ms / fused ms) and "
+             "fused vs floor (fused ms / floor ms at x*2's bandwidth)", "",
+             "| case | pass | fused ms | fused vs reference | fused vs floor |",
+             "|---|---|---:|---:|---:|"]
+    for r in summ:
+        vr = f"{r['reference_vs_fused']:.1f}x faster" if r["reference_vs_fused"] else ""
+        vf = f"{r['fused_vs_floor']:.2f}x floor" if r["fused_vs_floor"] else ""
+        lines.append(f"| {r['case']} | {r['pass']} | {r['fused_ms']:.3f} | {vr} | {vf} |")
+    return lines
 
 
 def table(rows: list[dict], info: dict, modes=("throughput",), busy: dict | None = None) -> str:
@@ -359,6 +430,8 @@ def table(rows: list[dict], info: dict, modes=("throughput",), busy: dict | None
             par = "yardstick"
         lines.append(f"| {r['case']} | {r['pass']} | {r['impl']} | {r['median_ms']:.3f} | "
                      f"{vf} | {vx} | {vl} | {par} |")
+    if "throughput" in modes:
+        lines += _summary_table(summary(rows))
     per_call = percall.table(rows, modes, busy)
     if per_call:
         lines += ["", per_call]
@@ -405,6 +478,10 @@ def run(args) -> int:
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
+    why = unknown_family(args.family)
+    if why:
+        print(why, file=sys.stderr)
+        return 2
     set_cache_limit(args.mlx_cache_limit)
     bench = BENCHMARKS[args.family]
     if args.shapes:
@@ -450,7 +527,8 @@ def run(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(sys.argv)
     args.out.write_text(json.dumps({"machine": info, "modes": args.modes, "busy_routine": busy,
-                                    "rows": rows, "command": command}, indent=2))
+                                    "family": args.family, "rows": rows,
+                                    "summary": summary(rows), "command": command}, indent=2))
     # The markdown's first line: machine, versions and the command that ran.
     head, _, rest = text.partition("\n")
     args.out.with_suffix(".md").write_text(f"{head} | command `{command}`\n{rest}\n")
