@@ -39,7 +39,7 @@ inline const KernelFamily& kernel_family(int id) {
 // Everything a launch depends on, copied from FamilyOptions and FamilyDims
 // (src/ops/family.h) so that this header needs no MLX.
 struct FamilyLaunch {
-  int family = fs::kFamily_leaky;
+  int family = 0;  // fs::FamilyId
   int reset = fs::kSubtract;
   int mode = fs::kDelayed;
   bool detach = false;

@@ -174,3 +174,26 @@ def test_inputs_exactly_on_threshold(emu):
         check_against_reference(got, want, dtype, f"[{dtype}, {MODE_NAMES[mode]}] ")
         if mode == 0:
             assert int(mx.sum(want[0][1] == 1.0).item()) >= 10  # really on threshold
+
+
+def test_subnormal_membranes_if_the_gpu_flushes_them(emu):
+    """Apple GPUs reportedly flush float32 subnormals to zero even in safe
+    math mode (unverified). Emulating that (FTZ/DAZ) on Leaky membranes that
+    decay through the subnormal range: spikes are unchanged, and the
+    membranes are the reference's with values below 2^-126 read as zero."""
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("FTZ/DAZ emulation is x86 only")
+    from metal_family import emulated
+    T, S = 200, (33,)
+    x = mx.zeros((T, *S)).at[0].add(mx.linspace(0.1, 0.9, S[0]))
+    mem = mx.full(S, 3e-37)
+    kw = dict(beta=mx.array(0.5), threshold=mx.array(1.0), output_mem="all")
+    with emulated(emu, ftz=True):
+        spk, m = fs.ops.leaky(x, mem, backend="fused", **kw)
+        mx.eval(spk, m)
+    rspk, rm = fs.ops.leaky(x, mem, backend="reference", **kw)
+    rm = np.array(rm)
+    assert ((rm != 0) & (np.abs(rm) < 2.0 ** -126)).sum() > 100  # the reference does go subnormal
+    assert exact(spk, rspk)
+    assert np.array_equal(np.array(m), np.where(np.abs(rm) < 2.0 ** -126, 0.0, rm))
