@@ -13,8 +13,8 @@ it checks is what ships.
 
 Usage (CMake runs the second form at build time)::
 
-    python metal/embed.py metal/kernels/leaky.metal            # print the source
-    python metal/embed.py metal/kernels/leaky.metal --cpp out.cpp --symbol leaky_metal_source
+    python metal/embed.py metal/kernels/family.metal           # print the source
+    python metal/embed.py metal/kernels/family.metal --cpp out.cpp --symbol family_metal_source
 """
 
 from __future__ import annotations

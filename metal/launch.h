@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flashsnn::metal {
@@ -48,15 +49,17 @@ struct FunctionConstant {
 };
 
 // What goes into [[buffer(index)]]: a primitive input or output (by its
-// position in the primitive's inputs / outputs), or a 32-bit scalar for a
-// `constant uint&` / `constant float&` argument.
+// position in the primitive's inputs / outputs), a 32-bit scalar for a
+// `constant uint&` / `constant float&` argument, or a small array of uints
+// for a `constant uint*` one (set_bytes copies it into the command buffer).
 struct Binding {
-  enum Kind : int { kInput = 0, kOutput = 1, kUint = 2, kFloat = 3 };
+  enum Kind : int { kInput = 0, kOutput = 1, kUint = 2, kFloat = 3, kUints = 4 };
   Kind kind;
   int index;
   int array = -1;
   uint32_t u = 0;
   float f = 0.0f;
+  std::vector<uint32_t> us = {};
 
   static Binding input(int index, int array) {
     return {kInput, index, array};
@@ -69,6 +72,9 @@ struct Binding {
   }
   static Binding f32(int index, float v) {
     return {kFloat, index, -1, 0, v};
+  }
+  static Binding u32s(int index, std::vector<uint32_t> v) {
+    return {kUints, index, -1, 0, 0.0f, std::move(v)};
   }
 };
 

@@ -20,17 +20,22 @@
 
 namespace fs {
 
+// The modes Alpha has, as X(NAME, F, mode_name, fs::Mode) entries: kModes
+// below is made from it, and code that instantiates per mode with the
+// preprocessor (the Metal kernels, whose names carry the mode) expands it.
+#define FS_MODES_alpha(X, NAME, F) X(NAME, F, delayed, kDelayed)
+
 struct Alpha {
-  static constexpr int kStates = 3;   // syn_exc, syn_inh, mem
-  static constexpr int kParams = 4;   // alpha, beta, threshold, tau
-  static constexpr int kConsts = 4;   // alpha, beta clamped to [0, 1]; threshold; tau
+  static FS_CONST int kStates = 3;   // syn_exc, syn_inh, mem
+  static FS_CONST int kParams = 4;   // alpha, beta, threshold, tau
+  static FS_CONST int kConsts = 4;   // alpha, beta clamped to [0, 1]; threshold; tau
   // The states themselves. A zero reset wipes E'_t and N'_t, so the step's
   // derivatives are recomputed from the states before it and X_t.
-  static constexpr int kSaves = 3;
+  static FS_CONST int kSaves = 3;
   FS_NAMES("syn_exc syn_inh mem", "alpha beta threshold tau")
-  static constexpr bool kBackwardX = true;
-  static constexpr unsigned kResets = kAllResets;
-  static constexpr unsigned kModes = 1u << kDelayed;
+  static FS_CONST bool kBackwardX = true;
+  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kModes = FS_MODES_alpha(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int) { return 3; }
   static FS_FN constexpr bool fire_reads_prev(int) { return false; }

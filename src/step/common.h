@@ -9,6 +9,16 @@
 // and one flipped spike changes the whole trajectory after it.
 #pragma once
 
+// FS_CONST: a compile-time constant at namespace scope or a static data
+// member. Metal puts every program-scope variable (static members included)
+// in the constant address space and rejects one declared outside it (MSL
+// spec 4.2; tests/metal's lint enforces it), so there it says so.
+#if defined(__METAL_VERSION__)
+#define FS_CONST constexpr constant
+#else
+#define FS_CONST constexpr
+#endif
+
 #if defined(__METAL_VERSION__)
 #define FS_FN inline
 #define FS_EXPF(v) metal::precise::exp(v)

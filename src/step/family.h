@@ -92,9 +92,9 @@ struct Grad {
 // The largest counts any family has: the fixed sizes of the generic kernels'
 // pointer tables (CUDA params, Metal buffer layout). static_assert'ed against
 // every registered family in families.h.
-constexpr int kMaxStates = 3;
-constexpr int kMaxParams = 4;
-constexpr int kMaxSaves = 3;
+FS_CONST int kMaxStates = 3;
+FS_CONST int kMaxParams = 4;
+FS_CONST int kMaxSaves = 3;
 
 // The spike H(u - θ) with snnTorch's strict >, and the surrogate's argument.
 FS_FN Fire fire_above(float u, float th) {
@@ -113,6 +113,11 @@ FS_FN constexpr bool has_mode(int m) {
   return (F::kModes >> m) & 1u;
 }
 
-constexpr unsigned kAllResets = (1u << kSubtract) | (1u << kZero) | (1u << kNone);
+FS_CONST unsigned kAllResets = (1u << kSubtract) | (1u << kZero) | (1u << kNone);
+
+// kModes from the family's FS_MODES_<name>(X, NAME, F) list (in its step
+// header): one bit per entry, so that the list the preprocessor expands (the
+// Metal kernels' names) and the mask the templates read cannot disagree.
+#define FS_MODE_BIT(NAME, F, MN, M) (1u << M) |
 
 }  // namespace fs

@@ -13,17 +13,22 @@
 
 namespace fs {
 
+// The modes Lapicque has, as X(NAME, F, mode_name, fs::Mode) entries: kModes
+// below is made from it, and code that instantiates per mode with the
+// preprocessor (the Metal kernels, whose names carry the mode) expands it.
+#define FS_MODES_lapicque(X, NAME, F) X(NAME, F, delayed, kDelayed)
+
 struct Lapicque {
-  static constexpr int kStates = 1;   // mem
-  static constexpr int kParams = 4;   // R, C, time_step, threshold
-  static constexpr int kConsts = 5;   // R, g = 1/(R C), time_step, k = 1 - Δt/(R C), threshold
+  static FS_CONST int kStates = 1;   // mem
+  static FS_CONST int kParams = 4;   // R, C, time_step, threshold
+  static FS_CONST int kConsts = 5;   // R, g = 1/(R C), time_step, k = 1 - Δt/(R C), threshold
   // U_t. The zero reset wipes B_t, so the step's derivatives are
   // recomputed from U_{t-1} and X_t.
-  static constexpr int kSaves = 1;
+  static FS_CONST int kSaves = 1;
   FS_NAMES("mem", "R C time_step threshold")
-  static constexpr bool kBackwardX = true;
-  static constexpr unsigned kResets = kAllResets;
-  static constexpr unsigned kModes = 1u << kDelayed;
+  static FS_CONST bool kBackwardX = true;
+  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kModes = FS_MODES_lapicque(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int) { return 1; }
   static FS_FN constexpr bool fire_reads_prev(int) { return false; }

@@ -132,15 +132,21 @@ namespace fs {
 // carried out of the step is post(h) (leaky_carried), so the backward reads
 // one [T, N] array. kImmediate's carried membrane also depends on the
 // delayed reset of the step before, so that mode saves u as well.
+// The modes Leaky has, as X(NAME, F, mode_name, fs::Mode) entries: kModes
+// below is made from it, and code that instantiates per mode with the
+// preprocessor (the Metal kernels, whose names carry the mode) expands it.
+#define FS_MODES_leaky(X, NAME, F) \
+  X(NAME, F, delayed, kDelayed) X(NAME, F, immediate, kImmediate) X(NAME, F, same_step, kSameStep)
+
 struct Leaky {
-  static constexpr int kStates = 1;   // u
-  static constexpr int kParams = 2;   // beta, threshold
-  static constexpr int kConsts = 2;   // beta clamped to [0, 1], threshold
-  static constexpr int kSaves = 2;    // h, and u for kImmediate
+  static FS_CONST int kStates = 1;   // u
+  static FS_CONST int kParams = 2;   // beta, threshold
+  static FS_CONST int kConsts = 2;   // beta clamped to [0, 1], threshold
+  static FS_CONST int kSaves = 2;    // h, and u for kImmediate
   FS_NAMES("mem", "beta threshold")
-  static constexpr bool kBackwardX = false;
-  static constexpr unsigned kResets = kAllResets;
-  static constexpr unsigned kModes = (1u << kDelayed) | (1u << kImmediate) | (1u << kSameStep);
+  static FS_CONST bool kBackwardX = false;
+  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kModes = FS_MODES_leaky(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int mode) { return mode == kImmediate ? 2 : 1; }
   static FS_FN constexpr bool fire_reads_prev(int) { return false; }

@@ -17,17 +17,22 @@
 
 namespace fs {
 
+// The modes Synaptic has, as X(NAME, F, mode_name, fs::Mode) entries: kModes
+// below is made from it, and code that instantiates per mode with the
+// preprocessor (the Metal kernels, whose names carry the mode) expands it.
+#define FS_MODES_synaptic(X, NAME, F) X(NAME, F, delayed, kDelayed) X(NAME, F, immediate, kImmediate)
+
 struct Synaptic {
-  static constexpr int kStates = 2;   // syn, mem
-  static constexpr int kParams = 3;   // alpha, beta, threshold
-  static constexpr int kConsts = 3;   // alpha and beta clamped to [0, 1], threshold
+  static FS_CONST int kStates = 2;   // syn, mem
+  static FS_CONST int kParams = 3;   // alpha, beta, threshold
+  static FS_CONST int kConsts = 3;   // alpha and beta clamped to [0, 1], threshold
   // I_t and U_t: the states themselves. h_t (different from U_t only for
   // kImmediate) is recomputed from U_{t-1} and I_t, in the forward's order.
-  static constexpr int kSaves = 2;
+  static FS_CONST int kSaves = 2;
   FS_NAMES("syn mem", "alpha beta threshold")
-  static constexpr bool kBackwardX = false;
-  static constexpr unsigned kResets = kAllResets;
-  static constexpr unsigned kModes = (1u << kDelayed) | (1u << kImmediate);
+  static FS_CONST bool kBackwardX = false;
+  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kModes = FS_MODES_synaptic(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int) { return 2; }
   static FS_FN constexpr bool fire_reads_prev(int mode) { return mode == kImmediate; }

@@ -42,16 +42,16 @@ def clang():
 
 @pytest.fixture(scope="session")
 def emu(clang) -> metal_emu.Emulator:
-    """metal/kernels/leaky.metal compiled as C++ and loaded (built once, cached
+    """metal/kernels/family.metal compiled as C++ and loaded (built once, cached
     by content under $FLASHSNN_EMU_CACHE or the temp directory)."""
     return metal_emu.build()
 
 
 @pytest.fixture(scope="session")
-def leaky_analysis(clang, tmp_path_factory) -> msl.Analysis:
-    """The type-checked AST of the inlined leaky.metal, analyzed."""
-    src = tmp_path_factory.mktemp("metal") / "leaky.inlined.metal"
-    src.write_text(msl.load_embed().inline(msl.KERNELS / "leaky.metal"))
+def family_analysis(clang, tmp_path_factory) -> msl.Analysis:
+    """The type-checked AST of the inlined family.metal, analyzed."""
+    src = tmp_path_factory.mktemp("metal") / "family.inlined.metal"
+    src.write_text(msl.load_embed().inline(msl.KERNELS / "family.metal"))
     r = msl.typecheck(src)
     assert not r.errors, "\n".join(map(str, r.errors))
     return msl.analyze(r.ast)

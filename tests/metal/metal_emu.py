@@ -5,11 +5,12 @@ type-checks it in the shim's address-space mode (``msl.typecheck``), reads
 its kernels and function constants from the AST, generates glue (one thunk
 per kernel that passes buffer n to the argument marked ``[[buffer(n)]]``),
 compiles source + glue in the shim's execution mode together with
-``emu/runner.cpp`` (which executes the launch plans of ``metal/leaky.h``)
+``emu/runner.cpp`` (which executes the launch plans of ``metal/family.h``)
 into a shared library, and loads it with ctypes.
 
-``Emulator.leaky_forward`` / ``leaky_backward`` then take the primitives'
-inputs as numpy arrays, in the primitives' order, and return their outputs.
+``Emulator.forward`` / ``backward`` then take a family's primitive inputs as
+numpy arrays, in the primitives' order (Layout in src/ops/family.h), and
+return its outputs.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("FLASHSNN_EMU_CACHE", Path(tempfile.gettempdir()) / "flashsnn-metal-emu"))
 
 
-def build(metal: str | Path = msl.KERNELS / "leaky.metal", source: str | None = None) -> "Emulator":
+def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None = None) -> "Emulator":
     """The emulator for `metal` (its inlined text, or `source` instead: the
     tests that break a kernel on purpose pass a modified copy)."""
     c = msl.compiler()
@@ -130,9 +131,11 @@ def build(metal: str | Path = msl.KERNELS / "leaky.metal", source: str | None = 
     metal = Path(metal)
     if source is None:
         source = msl.load_embed().inline(metal)
+    # The runner compiles the plans, which include the step headers (the
+    # family table) and the layout header.
     deps = [EMU / "runner.cpp", EMU / "fsemu.h", msl.SHIM / "metal_stdlib", msl.REPO / "metal" / "launch.h",
-            msl.REPO / "metal" / "leaky.h", msl.REPO / "src" / "step" / "common.h", Path(__file__),
-            Path(msl.__file__)]
+            msl.REPO / "metal" / "family.h", *sorted(msl.KERNELS.glob("*.h")),
+            *sorted((msl.REPO / "src" / "step").glob("*.h")), Path(__file__), Path(msl.__file__)]
     h = hashlib.sha256()
     for part in [source, version, " ".join(msl.COMMON_FLAGS + BUILD_FLAGS),
                  *(p.read_text() for p in deps)]:
@@ -167,6 +170,30 @@ def build(metal: str | Path = msl.KERNELS / "leaky.metal", source: str | None = 
     return Emulator(lib)
 
 
+MAX_STATES, MAX_PARAMS = 3, 4  # fs::kMaxStates, fs::kMaxParams (src/step/family.h)
+
+
+class Launch(ctypes.Structure):
+    """FsEmuLaunch (emu/runner.cpp): metal::FamilyLaunch as plain fields."""
+    _fields_ = [("family", ctypes.c_int), ("reset", ctypes.c_int), ("mode", ctypes.c_int),
+                ("detach", ctypes.c_int), ("surrogate_id", ctypes.c_int), ("sa", ctypes.c_float),
+                ("sb", ctypes.c_float), ("mem_all", ctypes.c_int), ("save", ctypes.c_int),
+                ("dspk_row", ctypes.c_int), ("dstate_rows", ctypes.c_int), ("T", ctypes.c_int64),
+                ("N", ctypes.c_int64), ("P_state", ctypes.c_int64 * MAX_STATES),
+                ("P_param", ctypes.c_int64 * MAX_PARAMS), ("dtype", ctypes.c_int)]
+
+
+def launch(o: dict, T: int, N: int, P_state=(), P_param=(), dtype: str = "float32") -> Launch:
+    """o: family, reset, mode and the options of FamilyOptions (defaults as there)."""
+    ps = list(P_state) + [1] * (MAX_STATES - len(P_state))
+    pp = list(P_param) + [1] * (MAX_PARAMS - len(P_param))
+    return Launch(o.get("family", 0), o.get("reset", 0), o.get("mode", 0), int(o.get("detach", False)),
+                  o.get("surrogate_id", 0), o.get("surrogate_a", 2.0), o.get("surrogate_b", 0.0),
+                  int(o.get("mem_all", False)), int(o.get("save", True)), int(o.get("dspk_row", False)),
+                  int(o.get("dstate_rows", 0)), T, N, (ctypes.c_int64 * MAX_STATES)(*ps),
+                  (ctypes.c_int64 * MAX_PARAMS)(*pp), DTYPES[dtype])
+
+
 class Emulator:
     def __init__(self, lib: Path):
         self.path = lib
@@ -175,31 +202,26 @@ class Emulator:
         L.fsemu_error.restype = ctypes.c_char_p
         L.fsemu_kernel_name.restype = ctypes.c_char_p
         L.fsemu_kernel_name.argtypes = [ctypes.c_int]
-        launch = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
-                  ctypes.c_float, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
-                  ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
-        L.fsemu_leaky_plan.argtypes = [*launch, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_int]
-        L.fsemu_leaky_run.argtypes = [*launch, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int),
-                                      ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
-                                      ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int,
-                                      ctypes.c_uint32, ctypes.c_int]
+        P = ctypes.POINTER(Launch)
+        L.fsemu_plan.argtypes = [ctypes.c_int, P, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_int]
+        L.fsemu_run.argtypes = [ctypes.c_int, P, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int),
+                                ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int),
+                                ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_int]
+
+    def family(self, fid: int, mode: int = 0) -> dict:
+        """kernel_family(fid) of metal/family.h, with the saves of `mode`."""
+        out = (ctypes.c_int * 6)()
+        if self.lib.fsemu_family(fid, mode, out) != 0:
+            raise EmulatorError(self.lib.fsemu_error().decode())
+        return dict(zip(("states", "params", "saves", "backward_x", "resets", "modes"), out))
 
     def kernel_names(self) -> list[str]:
         return [self.lib.fsemu_kernel_name(k).decode() for k in range(self.lib.fsemu_num_kernel_names())]
 
-    @staticmethod
-    def _launch(backward, o: dict, dims: tuple, dtype: str) -> list:
-        return [int(backward), o["reset"], o["mode"], int(o.get("detach", False)),
-                o.get("surrogate_id", 0), o.get("surrogate_a", 2.0), o.get("surrogate_b", 0.0),
-                int(o.get("mem_all", False)), int(o.get("save", True)),
-                int(o.get("dspk_row", False)) | 2 * int(o.get("dmem_row", False)), *dims, DTYPES[dtype]]
-
-    def leaky_plan(self, backward: bool, opts: dict, dims: tuple, dtype: str = "float32",
-                   max_threads: int = 1024) -> dict:
-        """The launch plan metal/leaky.h makes, parsed from its text form."""
+    def plan(self, backward: bool, lau: Launch, max_threads: int = 1024) -> dict:
+        """The launch plan metal/family.h makes, parsed from its text form."""
         buf = ctypes.create_string_buffer(1 << 14)
-        if self.lib.fsemu_leaky_plan(*self._launch(backward, opts, dims, dtype), max_threads, buf,
-                                     len(buf)) != 0:
+        if self.lib.fsemu_plan(int(backward), ctypes.byref(lau), max_threads, buf, len(buf)) != 0:
             raise EmulatorError(self.lib.fsemu_error().decode())
         plan = {"constants": {}, "bindings": {}}
         for line in buf.value.decode().splitlines():
@@ -211,12 +233,13 @@ class Emulator:
             elif w[0] == "constant":
                 plan["constants"][int(w[1])] = (w[2], int(w[3]))
             elif w[0] == "bind":
-                val = float(w[3]) if w[2] == "float" else int(w[3])
+                val = (float(w[3]) if w[2] == "float" else
+                       tuple(int(v) for v in w[3].split(",")) if w[2] == "uints" else int(w[3]))
                 plan["bindings"][int(w[1])] = (w[2], val)
         return plan
 
-    def _call(self, backward: bool, opts: dict, dims: tuple, dtype: str, inputs: list, outputs: list,
-              order: int, max_threads: int, ftz: bool) -> None:
+    def _call(self, backward: bool, lau: Launch, inputs: list, outputs: list, order: int, max_threads: int,
+              ftz: bool) -> None:
         def table(arrays):
             assert all(a.flags.c_contiguous for a in arrays), "kernel buffers are row-contiguous"
             ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
@@ -225,39 +248,40 @@ class Emulator:
 
         ip, ie = table(inputs)
         op, oe = table(outputs)
-        rc = self.lib.fsemu_leaky_run(*self._launch(backward, opts, dims, dtype), ip, ie, len(inputs), op,
-                                      oe, len(outputs), order, max_threads, int(ftz))
+        rc = self.lib.fsemu_run(int(backward), ctypes.byref(lau), ip, ie, len(inputs), op, oe, len(outputs),
+                                order, max_threads, int(ftz))
         if rc != 0:
             raise EmulatorError(self.lib.fsemu_error().decode())
 
-    def leaky_forward(self, x, mem, beta, threshold, opts: dict, dtype: str, *, order: int = 0,
-                      max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
-        """LeakyForward over x [T, N] (storage of `dtype`) and float32 suffix
-        arrays: [spk, mem, (h), (u)] as the primitive declares them. order:
+    def forward(self, opts: dict, x, states: list, params: list, saves: int, dtype: str, *, order: int = 0,
+                max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
+        """FamilyForward over x [T, N] (storage of `dtype`) and float32 suffix
+        arrays: [spk, *states, *saves] as the primitive declares them (saves:
+        how many [T, N] arrays this mode writes, 0 without save). order:
         threadgroups in order (0), reversed (1) or shuffled (2); ftz: flush
         float32 subnormals as Apple GPUs reportedly do."""
         T, N = x.shape
-        dims = (T, N, mem.size, beta.size, threshold.size)
+        lau = launch(opts, T, N, [s.size for s in states], [p.size for p in params], dtype)
         st = NP_STORAGE[dtype]
-        outs = [np.full((T, N), 7, st), np.full((T, N) if opts.get("mem_all") else (N,), 7, st)]
-        if opts.get("save", True):
-            outs.append(np.full((T, N), np.nan, np.float32))
-            if opts["mode"] == 1:  # kImmediate also saves u
-                outs.append(np.full((T, N), np.nan, np.float32))
-        ins = [_typed(x, dtype), *map(_f32, (mem, beta, threshold))]
-        outs = [_typed(o, dtype) if k < 2 else _typed(o, "float32") for k, o in enumerate(outs)]
-        self._call(False, opts, dims, dtype, ins, outs, order, max_threads, ftz)
+        shape = (T, N) if opts.get("mem_all") else (N,)
+        outs = [_typed(np.full((T, N), 7, st), dtype), *(_typed(np.full(shape, 7, st), dtype) for _ in states),
+                *(_typed(np.full((T, N), np.nan, np.float32), "float32") for _ in range(saves))]
+        ins = [_typed(x, dtype), *map(_f32, states), *map(_f32, params)]
+        self._call(False, lau, ins, outs, order, max_threads, ftz)
         return outs
 
-    def leaky_backward(self, saved: list, mem, beta, threshold, dspk, dmem, opts: dict, dtype: str, *,
-                       order: int = 0, max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
-        """LeakyBackward: [dx [T, N], dmem, dbeta, dthreshold partials [N]]."""
+    def backward(self, opts: dict, saved: list, x, states: list, params: list, dspk, dstates: list, dtype: str,
+                 *, order: int = 0, max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
+        """FamilyBackward: inputs in Layout's order (x only when given, i.e.
+        when the family's backward reads it); returns [dx [T, N], *dstate0,
+        *dparam] with the last two per-neuron partials [N]."""
         T, N = saved[0].shape
-        dims = (T, N, mem.size, beta.size, threshold.size)
-        ins = [*map(_f32, saved), *map(_f32, (mem, beta, threshold)), _typed(dspk, dtype), _typed(dmem, dtype)]
+        lau = launch(opts, T, N, [s.size for s in states], [p.size for p in params], dtype)
+        ins = [*map(_f32, saved), *([_typed(x, dtype)] if x is not None else []), *map(_f32, states),
+               *map(_f32, params), _typed(dspk, dtype), *(_typed(d, dtype) for d in dstates)]
         outs = [_typed(np.full((T, N), 7, NP_STORAGE[dtype]), dtype),
-                *(_typed(np.full((N,), np.nan, np.float32), "float32") for _ in range(3))]
-        self._call(True, opts, dims, dtype, ins, outs, order, max_threads, ftz)
+                *(_typed(np.full((N,), np.nan, np.float32), "float32") for _ in (*states, *params))]
+        self._call(True, lau, ins, outs, order, max_threads, ftz)
         return outs
 
 

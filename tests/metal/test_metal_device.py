@@ -1,13 +1,9 @@
 """The Metal kernels on a Metal device: flashsnn built against MLX's Metal
-backend, on macOS. Every kernel's pipeline is created and run, forward and
-backward, in every specialization the op makes (saved state or not, membrane
-last or all, every surrogate, detach), against the pure-MLX reference on the
-CPU. Skipped elsewhere; on Linux the emulator tests stand in for these
-(docs/metal.md says what each proves).
-
-On GitHub's hosted runners the device is Apple's paravirtual GPU: enough to
-prove that every kernel compiles, loads and runs, not a measure of Apple
-hardware numerics (METAL.md section 2).
+backend, on macOS. Every family of the table, every reset and mode, every
+dtype, forward and backward (saved state or not, output_mem last or all),
+against the pure-MLX reference on the CPU. Skipped elsewhere; on Linux the
+emulator tests stand in for these (docs/metal.md says what each proves).
+Nothing here has run yet: no Apple hardware has been available.
 """
 
 from __future__ import annotations
@@ -18,8 +14,8 @@ import mlx.core as mx
 import pytest
 
 import flashsnn as fs
-from metal_leaky import (CONVENTIONS, DTYPES, RESETS, SURROGATES, check, cot_mem_for, exact, make_case,
-                         per_neuron, reference_leaky)
+from metal_family import (DTYPES, FAMILIES, RESETS, SURROGATES, check_against_reference, exact, make_case,
+                          mode_options, op, run_reference)
 
 
 def _why_not() -> str | None:
@@ -33,63 +29,53 @@ def _why_not() -> str | None:
 pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 
 
-def gpu_leaky(x, mem, beta, threshold, cot_spk, cot_mem, **kw):
-    """fs.ops.leaky with backend='fused' on the GPU, and its mx.vjp; the
-    gradients of per-neuron parameters are per neuron, like the partials
-    check() compares."""
-    primals = [x, beta, threshold] + ([mem] if mem is not None else [])
-    names = ["x", "beta", "threshold"] + (["mem"] if mem is not None else [])
+def _cases():
+    for fam in FAMILIES.values():
+        for reset, mode, dtype, output_mem in itertools.product(RESETS, fam.modes, DTYPES, ("last", "all")):
+            yield pytest.param(fam.name, reset, mode, dtype, output_mem,
+                               id=f"{fam.name}-{reset}-{mode}-{dtype}-{output_mem}")
 
-    def f(x, beta, threshold, *m):
-        return fs.ops.leaky(x, m[0] if m else None, beta=beta, threshold=threshold, backend="fused", **kw)
 
+@pytest.mark.parametrize("name,reset,mode,dtype,output_mem", list(_cases()))
+def test_every_kernel_on_the_gpu(name, reset, mode, dtype, output_mem):
+    fam = FAMILIES[name]
+    x, states, params, cot = make_case(fam, dtype, 63, 500, 1, "neuron", output_mem)
+    kw = dict(reset_mechanism=reset, output_mem=output_mem, **mode_options(fam)[mode])
     with mx.stream(mx.gpu):
-        (spk, mem_out), vjps = mx.vjp(f, primals, [cot_spk, cot_mem])
-        mx.eval(spk, mem_out, vjps)
-    grads = dict(zip(names, vjps))
-    return spk, mem_out, grads, grads
-
-
-@pytest.mark.parametrize("output_mem", ["last", "all"])
-@pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("conv", list(CONVENTIONS))
-@pytest.mark.parametrize("reset", RESETS)
-def test_every_kernel_on_the_gpu(reset, conv, dtype, output_mem):
-    x, mem, beta, th, cot_spk, rng = make_case(reset, conv, dtype, 63, 500, 1, "neuron")
-    S = x.shape[1:]
-    mem, beta, th = (per_neuron(p, S) for p in (mem, beta, th))
-    cot_mem = cot_mem_for(rng, x, output_mem)
-    kw = dict(reset_mechanism=reset, output_mem=output_mem, **CONVENTIONS[conv])
-    got = gpu_leaky(x, mem, beta, th, cot_spk, cot_mem, **kw)
+        got = op(fam, "fused", x, states, params, cot, **kw)
     with mx.stream(mx.cpu):
-        want = reference_leaky(x, mem, beta, th, cot_spk, cot_mem, **kw)
-    check(got, want, dtype, f"[{mx.device_info(mx.gpu).get('device_name', 'Metal')}] ")
+        want = run_reference(fam, x, states, params, cot, **kw)
+    for a, b in zip(got[0], want[0]):
+        assert exact(a, b)
+    check_against_reference(got, want, dtype, f"[{mx.device_info(mx.gpu).get('device_name', 'Metal')}] ")
 
 
-@pytest.mark.parametrize("detach", [False, True], ids=["", "detach"])
-@pytest.mark.parametrize("name", list(SURROGATES))
-def test_every_surrogate_on_the_gpu(name, detach):
-    for reset, conv in itertools.product(RESETS, CONVENTIONS):
-        x, mem, beta, th, cot_spk, rng = make_case(reset, conv, "float32", 17, 33, 7, "neuron")
-        cot_mem = cot_mem_for(rng, x, "last")
-        kw = dict(reset_mechanism=reset, spike_grad=SURROGATES[name], detach_reset=detach, **CONVENTIONS[conv])
-        got = gpu_leaky(x, mem, beta, th, cot_spk, cot_mem, **kw)
+@pytest.mark.parametrize("sg", list(SURROGATES))
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_surrogate_on_the_gpu(name, sg):
+    fam = FAMILIES[name]
+    for mode, opts in mode_options(fam).items():
+        x, states, params, cot = make_case(fam, "float32", 17, 33, 7, "neuron")
+        kw = dict(spike_grad=SURROGATES[sg], **opts)
+        with mx.stream(mx.gpu):
+            got = op(fam, "fused", x, states, params, cot, **kw)
         with mx.stream(mx.cpu):
-            want = reference_leaky(x, mem, beta, th, cot_spk, cot_mem, **kw)
-        check(got, want, "float32", f"[{reset}, {conv}] ")
+            want = run_reference(fam, x, states, params, cot, **kw)
+        check_against_reference(got, want, "float32", f"[mode {mode}] ")
 
 
 @pytest.mark.parametrize("form", ["scalar", "feature"])
-@pytest.mark.parametrize("dtype", list(DTYPES))
-def test_inference_with_broadcast_parameters_on_the_gpu(dtype, form):
-    """Outside mx.grad: no saved state (the h / u arguments compiled out),
-    parameters read through p[i % P]."""
-    for reset, conv in itertools.product(RESETS, CONVENTIONS):
-        x, mem, beta, th, _, _ = make_case(reset, conv, dtype, 31, 500, 3, form)
-        kw = dict(reset_mechanism=reset, **CONVENTIONS[conv])
-        with mx.stream(mx.gpu):
-            spk, m = fs.ops.leaky(x, mem, beta=beta, threshold=th, backend="fused", **kw)
-            mx.eval(spk, m)
-        with mx.stream(mx.cpu):
-            rspk, rm = fs.reference.leaky(x, mem, beta=beta, threshold=th, **kw)
-        assert exact(spk, rspk) and exact(m, rm), (reset, conv)
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_inference_with_broadcast_parameters_on_the_gpu(name, form):
+    """Outside mx.grad: no saves (their arguments compiled out), parameters
+    read through p[i % P]."""
+    fam = FAMILIES[name]
+    x, states, params, _ = make_case(fam, "float16", 31, 500, 3, form)
+    args = [states[s] for s in fam.states]
+    with mx.stream(mx.gpu):
+        got = getattr(fs.ops, name)(x, *args, **params, backend="fused")
+        mx.eval(got)
+    with mx.stream(mx.cpu):
+        want = getattr(fs.ops, name)(x, *args, **params, backend="reference")
+    for a, b in zip(got, want):
+        assert exact(a, b)

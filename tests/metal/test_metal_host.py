@@ -1,6 +1,6 @@
 """The host side of the Metal backend, as far as Linux can check it.
 
-* metal/leaky.cpp type-checks against MLX's own Metal headers
+* metal/family.cpp type-checks against MLX's own Metal headers
   (mlx/backend/metal/device.h of the installed MLX) with a declarations-only
   stand-in for Apple's metal-cpp (fake_metal_cpp/): a misspelt encoder call or
   a wrong argument type fails here, not first on a Mac.
@@ -60,21 +60,22 @@ def _metal_cpp(inc: Path) -> Path:
 
 def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path):
     inc = _mlx_include()
-    r = _cxx20_check(msl.REPO / "metal" / "leaky.cpp", [inc, msl.REPO, _metal_cpp(inc)], tmp_path)
+    r = _cxx20_check(msl.REPO / "metal" / "family.cpp", [inc, msl.REPO, _metal_cpp(inc)], tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
 
 
 def test_the_check_above_can_fail(tmp_path):
     """Arguments of get_kernel swapped: MLX's header rejects it."""
-    bad = msl.REPO / "metal" / "leaky.cpp"
+    bad = msl.REPO / "metal" / "family.cpp"
     text = bad.read_text().replace("d.get_kernel(plan.kernel, lib, plan.pipeline, constants)",
                                    "d.get_kernel(plan.kernel, plan.pipeline, lib, constants)")
     assert text != bad.read_text()
-    src = tmp_path / "metal" / "leaky.cpp"
+    src = tmp_path / "metal" / "family.cpp"
     src.parent.mkdir()
     src.write_text(text)
-    # the relative includes ("../src/...", "leaky.h") must still resolve
-    for rel in ("metal/leaky.h", "metal/launch.h", "metal/embedded.h"):
+    # the relative includes ("../src/...", "family.h") must still resolve
+    for rel in ("metal/family.h", "metal/launch.h", "metal/embedded.h", "metal/kernels/family_layout.h"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text((msl.REPO / rel).read_text())
     shutil.copytree(msl.REPO / "src", tmp_path / "src")
     inc = _mlx_include()
@@ -83,23 +84,25 @@ def test_the_check_above_can_fail(tmp_path):
 
 
 def test_embedded_source_is_self_contained_cpp(tmp_path):
-    text = embed.inline(msl.KERNELS / "leaky.metal")
+    text = embed.inline(msl.KERNELS / "family.metal")
     includes = [line for line in text.splitlines() if line.lstrip().startswith("#include")]
     assert includes == ["#include <metal_stdlib>"], includes
     assert "#pragma once" not in text
-    assert text.count("namespace fs {") == 2  # common.h and leaky.h, once each
-    out = tmp_path / "leaky_metal_source.cpp"
-    assert embed.main([str(msl.KERNELS / "leaky.metal"), "--cpp", str(out)]) == 0
+    # common.h, family.h, the registered families' headers and the layout, once each
+    step = sorted((msl.REPO / "src" / "step").glob("*.h"))
+    assert text.count("namespace fs {") == sum(p.read_text().count("namespace fs {") for p in step) + 1
+    out = tmp_path / "family_metal_source.cpp"
+    assert embed.main([str(msl.KERNELS / "family.metal"), "--cpp", str(out)]) == 0
     cpp = out.read_text()
-    assert f'"flashsnn_leaky_{embed.source_hash(text)}"' in cpp
+    assert f'"flashsnn_family_{embed.source_hash(text)}"' in cpp
     r = _cxx20_check(out, [msl.REPO], tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
 
 
 def test_library_name_follows_the_source():
     """MLX caches a library by name for the life of the process."""
-    a = embed.source_hash(embed.inline(msl.KERNELS / "leaky.metal"))
-    b = embed.source_hash(embed.inline(msl.KERNELS / "leaky.metal") + "\n")
+    a = embed.source_hash(embed.inline(msl.KERNELS / "family.metal"))
+    b = embed.source_hash(embed.inline(msl.KERNELS / "family.metal") + "\n")
     assert a != b and len(a) == 16
 
 
@@ -144,8 +147,8 @@ def test_cmake_metal_backend_builds_its_objects(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert cfg.returncode == 0, cfg.stdout[-3000:] + cfg.stderr[-3000:]
     assert "GPU backend 'metal'" in cfg.stdout
-    objs = ["CMakeFiles/_ext.dir/metal_generated/leaky_metal_source.cpp.o", "CMakeFiles/_ext.dir/metal/leaky.cpp.o"]
+    objs = ["CMakeFiles/_ext.dir/metal_generated/family_metal_source.cpp.o", "CMakeFiles/_ext.dir/metal/family.cpp.o"]
     r = subprocess.run(["ninja", "-C", str(b), *objs], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:]
-    gen = (b / "metal_generated" / "leaky_metal_source.cpp").read_text()
-    assert embed.inline(msl.KERNELS / "leaky.metal") in gen
+    gen = (b / "metal_generated" / "family_metal_source.cpp").read_text()
+    assert embed.inline(msl.KERNELS / "family.metal") in gen

@@ -1,9 +1,10 @@
-"""The launch plans of metal/leaky.h against the kernels' real signatures.
+"""The launch plans of metal/family.h against the kernels' real signatures,
+for every family of the table.
 
 eval_gpu on macOS does nothing but encode these plans, so a wrong buffer
 index, a missing function constant or two specializations sharing a pipeline
 name would be a GPU-only bug. Here every plan the op can make is checked
-against the type-checked AST of leaky.metal.
+against the type-checked AST of family.metal.
 """
 
 from __future__ import annotations
@@ -12,81 +13,123 @@ import itertools
 
 import pytest
 
+import metal_emu
+from flashsnn import _backend
+from flashsnn.ops._table import FAMILIES
+
 RESETS = ("subtract", "zero", "none")
 MODES = ("delayed", "immediate", "same_step")
 DTYPES = ("float32", "float16", "bfloat16")
 ELEMENT = {"float32": "float", "float16": "half", "bfloat16": "bfloat"}
 NUM_SURROGATES = 9
-DIMS = (63, 500, 500, 25, 1)  # T, N, P_mem, P_beta, P_th
-
-# The primitives' inputs and outputs (src/ops/leaky.h): element type by
-# position, "T" = x's dtype.
-FORWARD_IN = ["T", "float", "float", "float"]          # x, mem, beta, threshold
-FORWARD_OUT = ["T", "T", "float", "float"]             # spk, mem, h, u
+T, N = 63, 500
 
 
-def backward_in(has_u):                                # h, (u), mem, beta, threshold, dspk, dmem
-    return ["float"] * (2 if has_u else 1) + ["float"] * 3 + ["T", "T"]
+def _sizes(fam):
+    """Distinct suffix sizes per slot, so that a swapped size shows."""
+    return ([N if j % 2 == 0 else 25 for j in range(len(fam.states))],
+            [(1, 25, N, 5)[j % 4] for j in range(len(fam.params) + len(fam.derived))])
 
 
-BACKWARD_OUT = ["T", "float", "float", "float"]        # dx, dmem, dbeta, dthreshold partials
+def _launch(fam, mode, dtype, **o):
+    ps, pp = _sizes(fam)
+    return metal_emu.launch(dict(family=fam.id, mode=mode, **o), T, N, ps, pp, dtype)
 
 
 def forward_launches():
-    for r, m, d, mem_all, save in itertools.product(range(3), range(3), DTYPES, (0, 1), (0, 1)):
-        yield False, dict(reset=r, mode=m, mem_all=bool(mem_all), save=bool(save)), d
+    for fam in FAMILIES.values():
+        for r, m, d, mem_all, save in itertools.product(range(3), fam.modes, DTYPES, (0, 1), (0, 1)):
+            o = dict(reset=r, mem_all=bool(mem_all), save=bool(save))
+            yield fam, False, dict(o, mode=m), d
 
 
 def backward_launches():
-    for r, m, d, sid, detach, mem_all in itertools.product(range(3), range(3), DTYPES, range(NUM_SURROGATES),
-                                                           (0, 1), (0, 1)):
-        # Row cotangents (a .sum() loss's): dspk alone, and dmem too where it is [T, N].
-        for rows in ((0, 0), (1, 0)) + (((1, 1), (0, 1)) if mem_all else ()):
-            yield True, dict(reset=r, mode=m, surrogate_id=sid, detach=bool(detach), mem_all=bool(mem_all),
-                             surrogate_a=0.5, surrogate_b=-1.25, dspk_row=bool(rows[0]),
-                             dmem_row=bool(rows[1])), d
+    for fam in FAMILIES.values():
+        ns = len(fam.states)
+        for r, m, d, sid, detach, mem_all in itertools.product(range(3), fam.modes, DTYPES,
+                                                               range(NUM_SURROGATES), (0, 1), (0, 1)):
+            # Row cotangents (a .sum() loss's): dspk alone, and every state's where it is [T, N].
+            rows = [(0, 0), (1, 0)] + ([(1, (1 << ns) - 1), (0, 1)] if mem_all else [])
+            for dspk_row, dstate_rows in rows:
+                yield fam, True, dict(reset=r, mode=m, surrogate_id=sid, detach=bool(detach), mem_all=bool(mem_all),
+                                      surrogate_a=0.5, surrogate_b=-1.25, dspk_row=bool(dspk_row),
+                                      dstate_rows=dstate_rows), d
 
 
 @pytest.fixture(scope="module")
 def plans(emu):
-    return [(bw, o, d, emu.leaky_plan(bw, o, DIMS, d))
-            for bw, o, d in itertools.chain(forward_launches(), backward_launches())]
+    out = []
+    for fam, bw, o, d in itertools.chain(forward_launches(), backward_launches()):
+        mode = o.pop("mode")
+        out.append((fam, bw, dict(o, mode=mode), d, emu.plan(bw, _launch(fam, mode, d, **o))))
+    return out
+
+
+def test_family_table_matches_the_extension(emu):
+    """The plans' family table (traits through FS_FOR_EACH_FAMILY) against
+    the extension's (_ext.families()) and the Python table."""
+    ext = {f[0]: f for f in _backend.ext.families()} if _backend.ext else {}
+    for fam in FAMILIES.values():
+        k = emu.family(fam.id)
+        assert k["states"] == len(fam.states) and k["params"] == len(fam.params) + len(fam.derived), fam.name
+        assert sorted(m for m in range(3) if k["modes"] >> m & 1) == sorted(fam.modes), fam.name
+        if fam.name in ext:
+            _, states, params, bx, resets, modes = ext[fam.name]
+            assert (len(states), len(params), bool(bx), resets, modes) == \
+                (k["states"], k["params"], bool(k["backward_x"]), k["resets"], k["modes"]), fam.name
 
 
 def test_kernel_names_mirror_template_arguments(plans):
-    for bw, o, d, p in plans:
-        assert p["kernel"] == f"leaky_{'bwd' if bw else 'fwd'}_{RESETS[o['reset']]}_{MODES[o['mode']]}_{d}"
+    for fam, bw, o, d, p in plans:
+        assert p["kernel"] == f"{fam.name}_{'bwd' if bw else 'fwd'}_{RESETS[o['reset']]}_{MODES[o['mode']]}_{d}"
 
 
-def test_plans_use_every_kernel_and_only_existing_ones(plans, emu, leaky_analysis):
+def test_plans_use_every_kernel_and_only_existing_ones(plans, emu, family_analysis):
     planned = {p["kernel"] for *_, p in plans}
-    assert planned == set(leaky_analysis.kernels), "kernels the plans never launch, or launch but lack"
+    assert planned == set(family_analysis.kernels), "kernels the plans never launch, or launch but lack"
     assert set(emu.kernel_names()) == planned
-    assert len(planned) == 2 * 3 * 3 * 3
+    # one pair per (family, reset, mode, dtype) the family has
+    assert len(planned) == sum(2 * 3 * len(f.modes) * 3 for f in FAMILIES.values())
 
 
-def test_bindings_match_kernel_signatures(plans, leaky_analysis):
-    a = leaky_analysis
+def test_modes_a_family_lacks_are_refused(emu):
+    for fam in FAMILIES.values():
+        for m in set(range(3)) - set(fam.modes):
+            with pytest.raises(metal_emu.EmulatorError, match=rf"\[{fam.name}\] internal: reset 0 / mode {m}"):
+                emu.plan(False, _launch(fam, m, "float32", reset=0))
+
+
+def _primitive_types(fam, bw, o, emu):
+    """Element types of the primitive's inputs and outputs by position
+    (Layout in src/ops/family.h); "T" is x's dtype."""
+    k = emu.family(fam.id, o["mode"])
+    ns, npar = k["states"], k["params"]
+    saves = k["saves"] if (bw or o.get("save", True)) else 0
+    if not bw:
+        return ["T"] + ["float"] * (ns + npar), ["T"] * (1 + ns) + ["float"] * saves
+    ins = ["float"] * saves + (["T"] if k["backward_x"] else []) + ["float"] * (ns + npar) + ["T"] * (1 + ns)
+    return ins, ["T"] + ["float"] * (ns + npar)
+
+
+def test_bindings_match_kernel_signatures(plans, family_analysis, emu):
+    a = family_analysis
     by_index = {c.index: c for c in a.constants.values()}
-    for bw, o, d, p in plans:
+    for fam, bw, o, d, p in plans:
         k = a.kernels[p["kernel"]]
-        what = f"{p['pipeline']}"
+        what = p["pipeline"]
         consts = p["constants"]
-        # function constants: declared, of the declared type, covering every one
-        # the kernel reads or gates an argument with
         for idx, (typ, _) in consts.items():
             assert idx in by_index, f"{what}: sets undeclared function constant {idx}"
             assert by_index[idx].type == typ, f"{what}: constant {idx} is {by_index[idx].type}, set as {typ}"
         needed = a.constants_used_by(k.name) | {prm.gate for prm in k.params if prm.gate}
         missing = {a.constants[n].index for n in needed} - set(consts)
         assert not missing, f"{what}: function constants {missing} are read but not set"
-        # arguments present in this specialization == buffers bound
         params = {prm.buffer: prm for prm in k.params if prm.buffer is not None}
         present = {b for b, prm in params.items()
                    if prm.gate is None or consts[a.constants[prm.gate].index][1]}
         assert set(p["bindings"]) == present, f"{what}: binds {sorted(p['bindings'])}, kernel has {sorted(present)}"
-        has_u = o["mode"] == 1 and o.get("save", True)
-        ins, outs = (backward_in(has_u), BACKWARD_OUT) if bw else (FORWARD_IN, FORWARD_OUT)
+        ins, outs = _primitive_types(fam, bw, o, emu)
+        seen = {"input": set(), "output": set()}
         for idx, (kind, val) in p["bindings"].items():
             prm = params[idx]
             if kind in ("input", "output"):
@@ -95,12 +138,16 @@ def test_bindings_match_kernel_signatures(plans, leaky_analysis):
                 assert prm.element == want, f"{what}: buffer({idx}) {prm.name} is {prm.element}, bound {kind} {val} is {want}"
                 assert prm.address_space == 1, f"{what}: {prm.name} is not a device pointer"
                 assert prm.is_const == (kind == "input"), f"{what}: {prm.name} const-ness vs {kind}"
+                seen[kind].add(val)
+            elif kind == "uints":
+                assert prm.element == "uint" and prm.address_space == 2, f"{what}: {prm.name}"
+                ps, pp = _sizes(fam)
+                want = [T, N] + ps + [1] * (3 - len(ps)) + pp + [1] * (4 - len(pp))
+                assert list(val) == want, f"{what}: dims {val} != {want}"
             else:
                 assert prm.element == ("uint" if kind == "uint" else "float"), f"{what}: {prm.name}"
                 assert prm.address_space == 2 and prm.type.rstrip().endswith("&"), f"{what}: {prm.name}"
-        # the scalars carry the launch's values
-        scalars = sorted(v for kind, v in p["bindings"].values() if kind == "uint")
-        assert scalars == sorted(DIMS), f"{what}: sizes {scalars}"
+        assert seen["input"] == set(range(len(ins))) and seen["output"] == set(range(len(outs))), what
         if bw:
             assert sorted(v for kind, v in p["bindings"].values() if kind == "float") == [-1.25, 0.5]
 
@@ -118,21 +165,21 @@ def test_pipeline_names_tell_specializations_apart(plans):
 @pytest.mark.parametrize("grid", [1, 2, 31, 33, 255, 256, 257, 500, 10 ** 6])
 @pytest.mark.parametrize("max_threads", [1024, 256, 64, 32, 7, 1])
 def test_threadgroup_size(emu, grid, max_threads):
-    g = emu.leaky_plan(False, dict(reset=0, mode=0), (5, grid, 1, 1, 1), max_threads=max_threads)["group"]
-    assert 1 <= g <= min(256, max_threads, grid)
+    g = emu.plan(False, metal_emu.launch(dict(), 5, grid), max_threads=max_threads)["group"]
     assert g == min(256, max_threads, grid)
 
 
-@pytest.mark.parametrize("dims,message", [
-    ((0, 5, 1, 1, 1), r"\[leaky\] T = 0"),
-    ((5, 2 ** 32, 1, 1, 1), r"\[leaky\] neurons = 4294967296"),
-    ((5, 5, 2 ** 33, 1, 1), r"\[leaky\] mem size"),
+@pytest.mark.parametrize("sizes,message", [
+    ((0, 5, (1,), ()), r"\[leaky\] T = 0"),
+    ((5, 2 ** 32, (1,), ()), r"\[leaky\] neurons = 4294967296"),
+    ((5, 5, (2 ** 33,), ()), r"\[leaky\] state size"),
+    ((5, 5, (1,), (1, 2 ** 33)), r"\[leaky\] parameter size"),
 ])
-def test_sizes_the_kernels_cannot_index_are_refused(emu, dims, message):
+def test_sizes_the_kernels_cannot_index_are_refused(emu, sizes, message):
     with pytest.raises(Exception, match=message):
-        emu.leaky_plan(False, dict(reset=0, mode=0), dims)
+        emu.plan(False, metal_emu.launch(dict(), *sizes))
 
 
 def test_backward_requires_the_saved_state(emu):
-    with pytest.raises(Exception, match=r"\[leaky\] internal: the backward reads the saved h"):
-        emu.leaky_plan(True, dict(reset=0, mode=0, save=False), DIMS)
+    with pytest.raises(Exception, match=r"\[synaptic\] internal: the backward reads what the forward saved"):
+        emu.plan(True, metal_emu.launch(dict(family=1, save=False), 5, 5))

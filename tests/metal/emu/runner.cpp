@@ -1,4 +1,4 @@
-// Runs Metal launch plans (metal/leaky.h) over the emulated kernels: sets the
+// Runs Metal launch plans (metal/family.h) over the emulated kernels: sets the
 // plan's function constants, binds each array or scalar to the
 // [[buffer(n)]] the plan names, checks that binding against the kernel's real
 // signature, then calls the kernel once per grid thread, threadgroup by
@@ -22,7 +22,7 @@
 #endif
 
 #include "fsemu.h"
-#include "metal/leaky.h"
+#include "metal/family.h"
 
 namespace fm = flashsnn::metal;
 
@@ -154,6 +154,11 @@ void run(const fm::Plan& p, const std::vector<Array>& in, const std::vector<Arra
         buffers[b.index] = &scalars[b.index];
         elem[b.index] = FSEMU_FLOAT;
         break;
+      case fm::Binding::kUints:
+        // set_bytes copies the values; the plan outlives the dispatch here.
+        buffers[b.index] = const_cast<uint32_t*>(b.us.data());
+        elem[b.index] = FSEMU_UINT;
+        break;
     }
   }
   check_bindings(p, k, in, out, elem, is_output, bound);
@@ -199,31 +204,44 @@ class FlushSubnormals {
   bool active_ = false;
 };
 
-fm::LeakyLaunch launch(int reset, int mode, int detach, int surrogate_id, float sa, float sb,
-                       int mem_all, int save, int rows, int64_t T, int64_t N, int64_t P_mem,
-                       int64_t P_beta, int64_t P_th, int dtype) {
-  fm::LeakyLaunch l;
-  l.reset = reset;
-  l.mode = mode;
-  l.detach = detach != 0;
-  l.surrogate_id = surrogate_id;
-  l.surrogate_a = sa;
-  l.surrogate_b = sb;
-  l.mem_all = mem_all != 0;
-  l.save = save != 0;
-  l.dspk_row = (rows & 1) != 0;  // rows: bit 0 dspk, bit 1 dmem (LeakyLaunch)
-  l.dmem_row = (rows & 2) != 0;
-  l.T = T;
-  l.N = N;
-  l.P_mem = P_mem;
-  l.P_beta = P_beta;
-  l.P_th = P_th;
-  l.dtype = static_cast<fm::Dtype>(dtype);
+}  // namespace
+
+// The launch as the Python side passes it (metal_emu.Launch, ctypes).
+struct FsEmuLaunch {
+  int family, reset, mode, detach, surrogate_id;
+  float sa, sb;
+  int mem_all, save, dspk_row, dstate_rows;
+  int64_t T, N;
+  int64_t P_state[fs::kMaxStates];
+  int64_t P_param[fs::kMaxParams];
+  int dtype;
+};
+
+namespace {
+
+fm::FamilyLaunch launch(const FsEmuLaunch& e) {
+  fm::FamilyLaunch l;
+  l.family = e.family;
+  l.reset = e.reset;
+  l.mode = e.mode;
+  l.detach = e.detach != 0;
+  l.surrogate_id = e.surrogate_id;
+  l.surrogate_a = e.sa;
+  l.surrogate_b = e.sb;
+  l.mem_all = e.mem_all != 0;
+  l.save = e.save != 0;
+  l.dspk_row = e.dspk_row != 0;
+  l.dstate_rows = unsigned(e.dstate_rows);
+  l.T = e.T;
+  l.N = e.N;
+  for (int j = 0; j < fs::kMaxStates; ++j) l.P_state[j] = e.P_state[j];
+  for (int j = 0; j < fs::kMaxParams; ++j) l.P_param[j] = e.P_param[j];
+  l.dtype = static_cast<fm::Dtype>(e.dtype);
   return l;
 }
 
-fm::Plan leaky_plan(int backward, const fm::LeakyLaunch& l) {
-  return backward ? fm::leaky_backward_plan(l) : fm::leaky_forward_plan(l);
+fm::Plan make_plan(int backward, const fm::FamilyLaunch& l) {
+  return backward ? fm::family_backward_plan(l) : fm::family_forward_plan(l);
 }
 
 }  // namespace
@@ -232,6 +250,24 @@ extern "C" {
 
 const char* fsemu_error() {
   return g_error.c_str();
+}
+
+// A family's counts from the plans' own table (metal/family.h): states,
+// params, saves in `mode`, backward reads x; -1 for an unknown id.
+int fsemu_family(int id, int mode, int* out) {
+  try {
+    const fm::KernelFamily& f = fm::kernel_family(id);
+    out[0] = f.states;
+    out[1] = f.params;
+    out[2] = (mode >= 0 && mode < 3) ? f.saves[mode] : 0;
+    out[3] = f.backward_x;
+    out[4] = int(f.resets);
+    out[5] = int(f.modes);
+    return 0;
+  } catch (const std::exception& e) {
+    g_error = e.what();
+    return -1;
+  }
 }
 
 int fsemu_num_kernel_names() {
@@ -246,27 +282,24 @@ const char* fsemu_kernel_name(int k) {
 //   kernel NAME / pipeline NAME / constant INDEX bool|int VALUE /
 //   bind INDEX input|output ARRAY | bind INDEX uint|float VALUE /
 //   grid N / group G (for max_threads)
-int fsemu_leaky_plan(int backward, int reset, int mode, int detach, int surrogate_id, float sa,
-                     float sb, int mem_all, int save, int rows, int64_t T, int64_t N,
-                     int64_t P_mem, int64_t P_beta, int64_t P_th, int dtype, uint32_t max_threads, char* buf,
-                     int cap) {
+int fsemu_plan(int backward, const FsEmuLaunch* e, uint32_t max_threads, char* buf, int cap) {
   try {
-    auto l = launch(reset, mode, detach, surrogate_id, sa, sb, mem_all, save, rows, T, N, P_mem, P_beta,
-                    P_th, dtype);
-    fm::Plan p = leaky_plan(backward, l);
+    fm::Plan p = make_plan(backward, launch(*e));
     std::ostringstream os;
     os.precision(9);
     os << "kernel " << p.kernel << "\npipeline " << p.pipeline << "\n";
     for (const auto& c : p.constants) {
       os << "constant " << c.index << (c.is_bool ? " bool " : " int ") << c.value() << "\n";
     }
-    static const char* kinds[] = {"input", "output", "uint", "float"};
+    static const char* kinds[] = {"input", "output", "uint", "float", "uints"};
     for (const auto& b : p.bindings) {
       os << "bind " << b.index << " " << kinds[b.kind] << " ";
       if (b.kind == fm::Binding::kUint) {
         os << b.u;
       } else if (b.kind == fm::Binding::kFloat) {
         os << b.f;
+      } else if (b.kind == fm::Binding::kUints) {
+        for (size_t j = 0; j < b.us.size(); ++j) os << (j ? "," : "") << b.us[j];
       } else {
         os << b.array;
       }
@@ -283,25 +316,21 @@ int fsemu_leaky_plan(int backward, int reset, int mode, int detach, int surrogat
   }
 }
 
-// Runs LeakyForward (backward = 0) or LeakyBackward (1) over the primitive's
-// inputs and outputs, in the primitive's order (src/ops/leaky.h), each a
-// row-contiguous buffer with its FsEmuElem.
-int fsemu_leaky_run(int backward, int reset, int mode, int detach, int surrogate_id, float sa,
-                    float sb, int mem_all, int save, int rows, int64_t T, int64_t N,
-                    int64_t P_mem, int64_t P_beta, int64_t P_th, int dtype, void* const* inputs,
-                    const int* input_elems, int num_inputs, void* const* outputs,
-                    const int* output_elems, int num_outputs, int order, uint32_t max_threads,
-                    int flush_subnormals) {
+// Runs FamilyForward (backward = 0) or FamilyBackward (1) over the
+// primitive's inputs and outputs, in the primitive's order (Layout in
+// src/ops/family.h), each a row-contiguous buffer with its FsEmuElem.
+int fsemu_run(int backward, const FsEmuLaunch* e, void* const* inputs, const int* input_elems,
+              int num_inputs, void* const* outputs, const int* output_elems, int num_outputs,
+              int order, uint32_t max_threads, int flush_subnormals) {
   try {
-    auto l = launch(reset, mode, detach, surrogate_id, sa, sb, mem_all, save, rows, T, N, P_mem, P_beta,
-                    P_th, dtype);
+    const fm::FamilyLaunch l = launch(*e);
     if (input_elems[0] != elem_of(l.dtype) && !backward) {
       throw std::runtime_error("x's element type does not match the launch dtype");
     }
     std::vector<Array> in, out;
     for (int j = 0; j < num_inputs; ++j) in.push_back({inputs[j], input_elems[j]});
     for (int j = 0; j < num_outputs; ++j) out.push_back({outputs[j], output_elems[j]});
-    const fm::Plan plan = leaky_plan(backward, l);
+    const fm::Plan plan = make_plan(backward, l);
     FlushSubnormals ftz(flush_subnormals != 0);
     run(plan, in, out, order, max_threads);
     return 0;
