@@ -7,7 +7,7 @@
 // of kBlock floats per state, constant and gradient sum, all at a constant
 // distance from one base: the row loops index `base[j * kBlock + k]`, so the
 // trait's Vec<N> values become plain registers and the loops vectorize as the
-// hand-written Leaky loops did. The chunk buffers of the outputs are separate
+// hand-written loops of the first family did. The chunk buffers of the outputs are separate
 // allocations (OutRow); `#pragma GCC ivdep` states that no two of a row
 // loop's arrays overlap, which GCC cannot prove for pointers taken from a
 // table and would otherwise check at run time (more pairs than its limit of

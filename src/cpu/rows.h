@@ -30,7 +30,7 @@
 //    (LineGrid, OutRow below): 4.09 -> 3.30 ms;
 //  - no parameter accumulation in the backward when their gradients are
 //    not wanted (FamilyOptions::param_grads): 0.43 instead of 0.83 ns per
-//    element and thread with the data in cache (Leaky).
+//    element and thread with the data in cache.
 // Not kept: an AVX-512 clone (no change), prefetching into L1 (half the gain
 // of L2), two steps of prefetch distance instead of one (no change), and
 // recomputing h in the backward from x, block by block into L2 scratch,
@@ -38,8 +38,8 @@
 // extra pass over x per block and its shorter rows cost more), nor from
 // membranes saved every K steps (C++ harness, K = 10 to 50, blocks of 2048
 // to 8192: 2.3-2.5 ms against 2.2-2.3 ms for saving h).
-// (These measurements were made on the Leaky kernel, where this machinery
-// was first written; every family runs through it now.)
+// (These measurements were made on the first fused family, where this
+// machinery was first written; every family runs through it now.)
 #pragma once
 
 #include <algorithm>
@@ -230,9 +230,9 @@ class OutRow {
 // floats, then `arrays` arrays of kBlock floats starting `shift` floats past
 // a line (kBlock floats are whole lines, so every array shares it).
 // The memory is the thread's own and kept between calls (the threads are
-// too: parallel.h): Leaky's backward takes 230 KB, Alpha's (14 arrays)
-// 460 KB, within the 1 MB L2 of the machine measured. Allocated per call,
-// Leaky's backward's 230 KB came from mmap or from malloc's heap depending on
+// too: parallel.h): a one-state family's backward takes 230 KB (7 arrays),
+// a three-state one's 460 KB (14), within the 1 MB L2 of the machine
+// measured. Allocated per call, the one-state backward's 230 KB came from mmap or from malloc's heap depending on
 // malloc's history (its mmap threshold moves with what the process freed
 // before), and from mmap it came back as fresh pages every call: with the
 // threshold held at 128 KB (MALLOC_MMAP_THRESHOLD_=131072) forward+backward

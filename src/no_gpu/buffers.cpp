@@ -12,7 +12,7 @@
 // A block is laid out as MLX's CPU allocator lays out its own buffers (a
 // size_t holding the capacity, then the data), so MLX reads its size and
 // data as usual; the data starts on a 64-byte line, which the kernels'
-// line-aligned chunks (src/cpu/leaky.cpp) then find on every row when N is
+// line-aligned chunks (src/cpu/rows.h) then find on every row when N is
 // a multiple of 16. Small outputs (< kMinBytes) stay with MLX's allocator:
 // its cache keeps them, and they never faulted.
 #include <sys/mman.h>
@@ -153,7 +153,7 @@ void check_cpu(const mx::Device& device) {
 
 void alloc_output(mx::array& out, const mx::Stream& s) {
   if (s.device.type != mx::Device::cpu)
-    fail("leaky", "internal: a GPU stream in a build without a GPU backend");
+    fail("fused", "internal: a GPU stream in a build without a GPU backend");
   if (out.nbytes() < kMinBytes) {
     out.set_data(mx::allocator::malloc(out.nbytes()));
     return;

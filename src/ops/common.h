@@ -14,7 +14,7 @@ namespace flashsnn {
 namespace mx = mlx::core;
 using Shape_t = mx::Shape;
 
-// Every error names its op: "[leaky] mem must have shape ...".
+// Every error names its op: "[<op>] <what> must ...".
 [[noreturn]] inline void fail(const char* op, const std::string& msg) {
   throw std::invalid_argument(std::string("[") + op + "] " + msg);
 }

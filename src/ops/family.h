@@ -37,7 +37,7 @@ struct FamilyInfo {
 const FamilyInfo& family_info(int family);
 
 struct FamilyOptions {
-  int family = fs::kFamily_leaky;  // fs::FamilyId
+  int family = 0;                  // fs::FamilyId
   int reset = fs::kSubtract;       // fs::Reset
   int mode = fs::kDelayed;         // fs::Mode
   bool detach = false;             // no gradient through a same-step reset

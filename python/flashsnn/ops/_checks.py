@@ -1,6 +1,6 @@
 """Argument checks shared by every op and its reference entry point.
 
-Errors name the op (``[leaky] ...``) and, for a choice, list the valid ones.
+Errors name the op (``[<op>] ...``) and, for a choice, list the valid ones.
 """
 
 from __future__ import annotations
