@@ -10,8 +10,11 @@
 // before, fire() for the surrogate's argument, backward() per reverse step,
 // finish() on the constants' gradient sums. No family is named here.
 //
-// Design (memory-bound: Leaky moves ~12 bytes per neuron-step for a few
-// flops; the other families move more arrays, with as little arithmetic):
+// Design (memory-bound: the smallest family, one state and one save, moves
+// ~12 bytes per neuron-step for a few flops; larger ones move more arrays,
+// with as little arithmetic). "The first kernel" below is the single-family
+// kernel this backend started from (1 state, 2 constants, 2 saves), whose
+// measurements are in docs/cuda.md; nothing here names a family.
 // - One thread owns V neighbouring neurons for all T steps; their states and
 //   constants stay in float32 registers. V = 4 when every row is 16-byte
 //   aligned: float32 rows move as 16-byte vectors (LDG.E.128 / STG.E.128),
@@ -39,7 +42,7 @@ constexpr unsigned kMaxBlock = 128;  // __launch_bounds__ of every kernel
 
 // Blocks of kMaxBlock that must fit on one SM at once, as __launch_bounds__'s
 // second argument: a register cap of 65536 / (128 * n). Left to itself ptxas
-// took the Leaky V = 1 forward to 255 registers (nvcc 13.0, sm_90) and
+// took the first kernel's V = 1 forward to 255 registers (nvcc 13.0, sm_90) and
 // spilled in one backward at 128. Caps: forward V = 4: 80 (6 blocks, 768
 // threads/SM); forward V = 1: 168 (3); backward: 128 (4). The same for every
 // family: the unroll depth below is what adapts to a family's size.
@@ -49,17 +52,18 @@ __host__ __device__ constexpr int min_blocks(bool backward, int vec) {
 
 // Steps loaded ahead per thread, from the floats per neuron a thread keeps
 // live: what lives for all T steps, plus U steps of each input stream
-// loaded before use. The budgets are the Leaky kernels' (measured: within
+// loaded before use. The budgets are the first kernel's (measured: within
 // the caps above with no spill, 76-80 registers forward V = 4, 94-126
-// backward; docs/cuda.md), so Leaky keeps exactly its U, and a family with
-// more states, constants or saves trades steps ahead for registers.
+// backward; docs/cuda.md), so a family of its size keeps exactly its U, and
+// a family with more states, constants or saves trades steps ahead for
+// registers.
 //  forward   live: states + constants; streams: x.
-//            Leaky: 3 live + 8 steps (V = 4) or 32 (V = 1) of x = 11 / 35.
+//            First kernel: 3 live + 8 steps (V = 4) or 32 (V = 1) of x = 11 / 35.
 //  backward  live: state gradients + initial states + constants + their
 //            gradient sums + the saves carried to the next batch; streams:
 //            every save (each loaded once, one step below), dspk, a
 //            cotangent per state (mem_all), and x when backward() reads it.
-//            Leaky: 8 live + 4 (V = 4) or 16 (V = 1) steps of 4 streams
+//            First kernel: 8 live + 4 (V = 4) or 16 (V = 1) steps of 4 streams
 //            (h, u, dspk, dmem) = 24 / 72.
 // The worst mode's counts (kSaves, not saves(mode)) so that a family's U is
 // one number; at least 1 step.
@@ -91,8 +95,8 @@ struct LaunchShape {
 // aligned for 4-neuron vectors; sm_count: multiprocessors of the device.
 // V = 1 while the whole layer fits in one wave of V = 1 threads (the
 // residency __launch_bounds__ guarantees: 384 threads/SM forward, 512
-// backward): those light threads carry the deeper prefetch (Leaky: U = 32 /
-// 16) and spread over every SM. Above that, V = 4 cuts the thread count 4x
+// backward): those light threads carry the deeper prefetch (first kernel:
+// U = 32 / 16) and spread over every SM. Above that, V = 4 cuts the thread count 4x
 // and moves 16-byte vectors. (H100, 132 SMs: T=100 B=64 N=4096 runs 65536
 // threads of 4 neurons, 128 per block; T=500 B=32 N=1024 runs 32768 threads
 // of 1, 64 per block.) Blocks shrink from 128 to 32 threads until there are
@@ -183,7 +187,7 @@ FS_FN void prepare(const float* const* param, const int64_t* P, int64_t i,
 
 // B steps from t0: all B loads are issued before the first one is used.
 // Full batches carry no bounds checks: per-step predicates and addresses
-// kept live across a 32-step batch took a Leaky V = 1 kernel to 255
+// kept live across a 32-step batch took the first kernel's V = 1 to 255
 // registers with spills (nvcc 13.0, sm_90).
 template <class F, typename T, int RESET, int MODE, int V, int B>
 FS_FN void forward_steps(const FwdParams& p, int64_t i, int64_t t0, float (&st)[F::kStates][V],
@@ -301,7 +305,7 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
     for (int k = 0; k < V; ++k) sv[0][q][k] = st.next[q][k];
   }
   const bool has_prev = B > 1 || t_hi > 0;  // true unless this is step 0
-  // Loads in the order the Leaky kernel issued them (first save, dspk, the
+  // Loads in the order the first kernel issued them (first save, dspk, the
   // state cotangents, the other saves), then x.
   FS_UNROLL
   for (int j = 0; j < B; ++j) {

@@ -4,9 +4,9 @@
 // (kernels_float32.cu, kernels_float16.cu, kernels_bfloat16.cu) so that the
 // build compiles the dtypes in parallel, as the CPU's kernels_<dtype>.cpp.
 // Kernels exist only for the resets and modes a family has (fs::has_reset /
-// fs::has_mode): Leaky 3 x 3, Synaptic 3 x 2, Alpha and Lapicque 3 x 1, so
-// 21 per dtype and V, 252 in all (forward and backward), where one per
-// reset and mode of every family would be 432.
+// fs::has_mode): with the four families of 02d8872, 21 (family, reset, mode)
+// per dtype and V, 252 kernels in all (forward and backward), where every
+// reset and mode of every family would be 432 (docs/cuda.md).
 #pragma once
 
 #include <cuda_runtime.h>
