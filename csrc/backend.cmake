@@ -37,7 +37,7 @@ enable_language(CUDA)
 # folders, and CMake puts them on _ext's link line, although the C++
 # compiler links _ext. On the GPU host nvcc's g++ (/opt/gcc, first on PATH)
 # keeps only a static libstdc++ in its folder: _ext got a libstdc++.a of its
-# own beside the libstdc++.so.6 that libmlx.so loads, and every [leaky] error
+# own beside the libstdc++.so.6 that libmlx.so loads, and every flashsnn error
 # message (the first std::ostream use in _ext) segfaulted, on the CPU stream
 # too. Only the CUDA toolkit's folders are kept here; that compiler's own
 # default link is caught after linking (CMakeLists.txt) and avoided with
@@ -61,7 +61,7 @@ set_target_properties(_ext PROPERTIES
   CUDA_STANDARD_REQUIRED ON
   CUDA_SEPARABLE_COMPILATION OFF
   # libmlx.so carries its own static cudart; ours must be static too (and
-  # separate): the kernels are resolved to CUfunctions through it (leaky.cu).
+  # separate): the kernels are resolved to CUfunctions through it (family.cu).
   CUDA_RUNTIME_LIBRARY Static)
 target_link_libraries(_ext PRIVATE CUDA::cudart_static)
 

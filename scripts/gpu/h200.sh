@@ -76,10 +76,10 @@ for job in "$@"; do
       python3 benchmarks/train_step.py --device gpu --out "$OUT/train-step-h200.json" 2>&1 | tail -30 ;;
     ncu)
       ncu --clock-control none --section SpeedOfLight --section Occupancy \
-        --section WarpStateStats --section MemoryWorkloadAnalysis -k regex:leaky \
+        --section WarpStateStats --section MemoryWorkloadAnalysis -k regex:family_ \
         --launch-skip 4 --launch-count 2 \
         python3 benchmarks/ncu_leaky.py >"$OUT/ncu.txt" 2>&1
-      grep -E "leaky_|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Stall" "$OUT/ncu.txt" | head -40 ;;
+      grep -E "family_|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Stall" "$OUT/ncu.txt" | head -40 ;;
     build-old) build_old ;;
     compare)
       python3 benchmarks/compare_builds.py --device gpu --baseline \

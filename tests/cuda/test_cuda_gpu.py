@@ -1,14 +1,18 @@
-"""The fused CUDA kernels on a real GPU, against the CPU kernel.
+"""The fused CUDA kernels on a real GPU, against the CPU kernel, for every
+family of ``flashsnn.ops._table.FAMILIES`` with the resets and modes the
+extension says it has (``_ext.families()``).
 
 Skipped unless MLX's CUDA backend has a GPU and flashsnn was built with its
 CUDA kernels (docs/cuda.md). The contract (DESIGN.md section 2): float32
-spikes and membranes bit-identical to the CPU kernel; gradients within
+spikes and states bit-identical to the CPU kernel; gradients within
 relative RMS 1e-5 in float32 (the GPU's expf differs from the CPU's by an ulp
 or two in the sigmoid-type surrogates; everything else is the same IEEE
 arithmetic in the same order).
 """
 
 from __future__ import annotations
+
+import types
 
 import mlx.core as mx
 import numpy as np
@@ -17,14 +21,13 @@ import pytest
 import flashsnn as fs
 
 ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
+from flashsnn.ops._table import FAMILIES  # noqa: E402
 
 if not (mx.cuda.is_available() and fs.gpu_backend() == "cuda"):
     pytest.skip("needs MLX's CUDA backend with a GPU and flashsnn built with its CUDA "
                 f"kernels (mx.cuda.is_available()={mx.cuda.is_available()}, "
                 f"flashsnn.gpu_backend()={fs.gpu_backend()!r})", allow_module_level=True)
 
-RESETS = {"subtract": 0, "zero": 1, "none": 2}
-MODES = {"delayed": 0, "immediate": 1, "same_step": 2}
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 # Relative RMS allowed on gradients: the contract for float32; for 16-bit
 # outputs, a float32 ulp of difference can round to a 16-bit ulp.
@@ -38,24 +41,43 @@ SURROGATES = {
     "leaky_spike_operator": (8, 0.1, 0.0),
 }
 # (T, S): awkward sizes, then layers big enough for 4-neuron threads on an
-# H100 (more than 384 x 132 neurons forward, 512 x 132 backward).
+# H100/H200 (more than 384 x 132 neurons forward, 512 x 132 backward).
 SHAPES = [(1, (31,)), (63, (33,)), (63, (5, 100)), (17, (1,)), (25, (80, 1024))]
+# The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask).
+CXX = {name: rest for name, *rest in ext.families()}
 
 
-def leaky(args, reset, mode, mem_all, sur, detach, stream):
+def combos():
+    """(family, reset, mode, dtype) for every reset and mode each family has."""
+    return [pytest.param(name, r, m, dt, id=f"{name}-r{r}-m{m}-{dt}")
+            for name in FAMILIES for r in range(3) for m in range(3) for dt in DTYPES
+            if (CXX[name][3] >> r) & 1 and (CXX[name][4] >> m) & 1]
+
+
+def fused(name, args, reset, mode, mem_all, sur, detach, stream):
+    ns = len(FAMILIES[name].states)
     idx, a, b = sur
-    return ext.leaky(*args, reset=reset, mode=mode, detach=detach, surrogate_id=idx,
-                     surrogate_a=a, surrogate_b=b, mem_all=mem_all, stream=stream)
+    return ext.fused(FAMILIES[name].id, args[0], list(args[1:1 + ns]), list(args[1 + ns:]),
+                     reset=reset, mode=mode, detach=detach, surrogate_id=idx, surrogate_a=a,
+                     surrogate_b=b, mem_all=mem_all, stream=stream)
 
 
-def inputs(T, S, dtype, seed, per_neuron=True):
+def inputs(name, T, S, dtype, seed, per_neuron=True):
+    """x, initial states, kernel parameters (the table's sample ranges, its
+    derived parameters made as the op makes them)."""
+    fam = FAMILIES[name]
     rng = np.random.default_rng(seed)
     x = mx.array(rng.normal(0.6, 0.8, (T, *S)).astype(np.float32)).astype(dtype)
     pshape = S if per_neuron else S[-1:]
-    mem = mx.array(rng.normal(0.0, 0.5, S).astype(np.float32))
-    beta = mx.array(rng.uniform(-0.2, 1.2, pshape).astype(np.float32))
-    th = mx.array(rng.uniform(0.5, 1.5, pshape).astype(np.float32))
-    return [x, mem, beta, th]
+    states = [mx.array(rng.normal(0.0, 0.5, S).astype(np.float32)) for _ in fam.states]
+    vals = {}
+    for p in fam.params:
+        lo, hi = fam.sample[p]
+        # Clamped parameters outside [0, 1] where no derived parameter needs them inside.
+        if not fam.derived and 0 <= lo and hi <= 1:
+            lo, hi = lo - 0.3, hi + 0.3
+        vals[p] = mx.array(rng.uniform(lo, hi, pshape).astype(np.float32))
+    return [x, *states, *fam.kernel_params(types.SimpleNamespace(**vals))]
 
 
 def bits_equal(a, b):
@@ -78,44 +100,96 @@ def rel_rms(a, b, max_nonfinite_mismatch=0.0):
     return d / max(np.sqrt(np.mean(b[ok] ** 2)), 1e-30)
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("reset", list(RESETS))
-def test_forward_bit_identical_to_cpu(reset, mode, dtype):
-    r, m, dt = RESETS[reset], MODES[mode], DTYPES[dtype]
+@pytest.mark.parametrize("name,reset,mode,dtype", combos())
+def test_forward_bit_identical_to_cpu(name, reset, mode, dtype):
+    dt = DTYPES[dtype]
     for k, (T, S) in enumerate(SHAPES):
         for mem_all in (False, True):
-            args = inputs(T, S, dt, seed=k, per_neuron=k % 2 == 0)
+            args = inputs(name, T, S, dt, seed=k, per_neuron=k % 2 == 0)
             sur = SURROGATES["atan"]
-            ref = leaky(args, r, m, mem_all, sur, False, mx.cpu)
-            got = leaky(args, r, m, mem_all, sur, False, mx.gpu)
+            ref = fused(name, args, reset, mode, mem_all, sur, False, mx.cpu)
+            got = fused(name, args, reset, mode, mem_all, sur, False, mx.gpu)
             mx.eval(ref, got)
-            for what, g, c in zip(("spk", "mem"), got, ref):
-                assert bits_equal(g, c), f"{what} differs: T={T} S={S} mem_all={mem_all}"
+            what = ["spk", *FAMILIES[name].states]
+            for w, g, c in zip(what, got, ref):
+                assert bits_equal(g, c), f"{w} differs: T={T} S={S} mem_all={mem_all}"
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("reset", list(RESETS))
-def test_gradients_match_cpu(reset, mode, dtype):
-    r, m, dt = RESETS[reset], MODES[mode], DTYPES[dtype]
+@pytest.mark.parametrize("name,reset,mode,dtype", combos())
+def test_gradients_match_cpu(name, reset, mode, dtype):
+    dt = DTYPES[dtype]
+    fam = FAMILIES[name]
+    what = ["dx", *(f"d{s}0" for s in fam.states),
+            *(f"d{p}" for p in (*fam.params, *(d for d, _ in fam.derived)))]
     for k, (T, S) in enumerate(SHAPES):
         mem_all = k % 2 == 1
-        args = inputs(T, S, dt, seed=10 + k, per_neuron=k % 2 == 1)
+        args = inputs(name, T, S, dt, seed=10 + k, per_neuron=k % 2 == 1)
         rng = np.random.default_rng(k)
-        cot = [mx.array(rng.normal(size=args[0].shape).astype(np.float32)).astype(dt),
-               mx.array(rng.normal(size=args[0].shape if mem_all else S)
-                        .astype(np.float32)).astype(dt)]
-        for name, sur in SURROGATES.items():
+        cot = [mx.array(rng.normal(size=args[0].shape).astype(np.float32)).astype(dt)]
+        cot += [mx.array(rng.normal(size=args[0].shape if mem_all else S)
+                         .astype(np.float32)).astype(dt) for _ in fam.states]
+        for sname, sur in SURROGATES.items():
             detach = (k + sur[0]) % 2 == 1
-            ref, got = (mx.vjp(lambda *a: leaky(a, r, m, mem_all, sur, detach, dev), args,
-                               cot)[1] for dev in (mx.cpu, mx.gpu))
+            ref, got = (mx.vjp(lambda *a: fused(name, a, reset, mode, mem_all, sur, detach, dev),
+                               args, cot)[1] for dev in (mx.cpu, mx.gpu))
             mx.eval(ref, got)
-            for what, g, c in zip(("dx", "dmem", "dbeta", "dthreshold"), got, ref):
+            for w, g, c in zip(what, got, ref):
                 assert g.shape == c.shape
                 err = rel_rms(g, c, 0.0 if dtype == "float32" else 1e-3)
                 assert err <= GRAD_RTOL[dtype], \
-                    f"{what}: relRMS {err:.2e}: T={T} S={S} {name} detach={detach}"
+                    f"{w}: relRMS {err:.2e}: T={T} S={S} {sname} detach={detach}"
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_row_cotangents_match_dense_on_gpu(name):
+    """A loss of the outputs summed over time gives row cotangents (one
+    [*S] row read at every step, step stride 0 in the kernel) for the spikes
+    and every state (mem_all); the same values as dense [T, *S] arrays give
+    the same gradients, bit for bit."""
+    fam = FAMILIES[name]
+    args = inputs(name, 40, (64, 256), mx.float32, seed=5)
+    mode = min(fam.modes)
+    sur = SURROGATES["atan"]
+    w = [mx.array(np.random.default_rng(j).normal(size=(64, 256)).astype(np.float32))
+         for j in range(1 + len(fam.states))]
+
+    def loss_rows(*a):
+        outs = fused(name, a, 0, mode, True, sur, False, mx.gpu)
+        return sum(mx.sum(mx.sum(o, axis=0) * wj) for o, wj in zip(outs, w))
+
+    def loss_dense(*a):
+        outs = fused(name, a, 0, mode, True, sur, False, mx.gpu)
+        # The same weights materialized over T: not a broadcast, no row.
+        return sum(mx.sum(o * mx.array(np.broadcast_to(np.array(wj), o.shape).copy()))
+                   for o, wj in zip(outs, w))
+
+    argnums = tuple(range(len(args)))
+    a = mx.grad(loss_rows, argnums=argnums)(*args)
+    b = mx.grad(loss_dense, argnums=argnums)(*args)
+    mx.eval(a, b)
+    for ga, gb in zip(a, b):
+        assert bits_equal(ga, gb)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_family_grad_on_gpu_is_deterministic(name):
+    """mx.grad through every family's kernels on the GPU, twice: no atomics,
+    so the same bits; and within the contract of the CPU kernel's."""
+    fam = FAMILIES[name]
+    args = inputs(name, 100, (64, 256), mx.float32, seed=6, per_neuron=False)
+    wt = (mx.arange(args[0].size) % 7).reshape(args[0].shape).astype(mx.float32)
+
+    def grad(stream):
+        def loss(*a):
+            outs = fused(name, a, 0, min(fam.modes), False, SURROGATES["atan"], False, stream)
+            return mx.sum(outs[0] * wt) + sum(mx.sum(o) for o in outs[1:])
+        return mx.grad(loss, argnums=tuple(range(len(args))))(*args)
+
+    a, b, ref = grad(mx.gpu), grad(mx.gpu), grad(mx.cpu)
+    mx.eval(a, b, ref)
+    for ga, gb, gr in zip(a, b, ref):
+        assert bits_equal(ga, gb)
+        assert rel_rms(ga, gr) <= 1e-5
 
 
 def test_misaligned_input_takes_the_scalar_path():
@@ -123,10 +197,12 @@ def test_misaligned_input_takes_the_scalar_path():
     T, N = 40, 4096
     flat = mx.random.normal((T * N + 1,), key=mx.random.key(1))
     x = flat[1:].reshape(T, N)
-    args = [x, mx.array(0.0), mx.array(0.9), mx.array(1.0)]
-    ref = leaky(args, 0, 0, True, SURROGATES["atan"], False, mx.cpu)
-    got = leaky(args, 0, 0, True, SURROGATES["atan"], False, mx.gpu)
-    assert bits_equal(got[0], ref[0]) and bits_equal(got[1], ref[1])
+    for name, fam in FAMILIES.items():
+        args = [x, *inputs(name, 1, (N,), mx.float32, seed=4, per_neuron=False)[1:]]
+        ref = fused(name, args, 0, min(fam.modes), True, SURROGATES["atan"], False, mx.cpu)
+        got = fused(name, args, 0, min(fam.modes), True, SURROGATES["atan"], False, mx.gpu)
+        for g, r in zip(got, ref):
+            assert bits_equal(g, r), name
 
 
 def test_public_op_and_grad_on_gpu_are_deterministic():

@@ -1,22 +1,27 @@
 """The CUDA kernels' per-thread code, run on the CPU, against the CPU kernel.
 
-tests/cuda/host_leaky.cu compiles csrc/leaky.cuh (what every CUDA thread
+tests/cuda/host_family.cu compiles csrc/family.cuh (what every CUDA thread
 runs) for the host with nvcc and runs it over the whole launch grid; these
-tests feed it the same inputs as the CPU kernel (flashsnn._ext on mx.cpu)
-and compare. Both run the same per-step functions in the same order on the
-same CPU, so every output must match bit for bit: spikes, membranes, dx and
-the reduced parameter gradients. The one exception is exp: the CPU kernel
-has its own, which GCC vectorizes (src/step/common.h, exp_cpu), while CUDA
-code calls expf, here libm's; gradients through a surrogate that uses it
-are held to relative RMS 1e-5 instead (the GPU contract; a reduced
-threshold gradient sums 31500 terms that cancel to 11: 5e-6 apart). On the
-GPU the contract is looser for all gradients (expf differs by an ulp or
-two); tests/cuda/test_cuda_gpu.py checks that there.
+tests feed it the same inputs as the CPU kernel (``flashsnn._ext.fused`` on
+mx.cpu, and its backward through mx.vjp) and compare, for every family of
+``flashsnn.ops._table.FAMILIES`` with the resets and modes the extension
+says it has (``_ext.families()``). Both run the same per-step functions of
+the family trait in the same order on the same CPU, so spikes, states and
+dx must match bit for bit, and the parameter and initial-state partials
+(per-neuron sums over T, reduced by MLX as the op does) bit for bit or
+within 1e-6 relative. The one exception is exp: the CPU kernel has its own,
+which GCC vectorizes (src/step/common.h, exp_cpu), while CUDA code calls
+expf, here libm's; gradients through a surrogate that uses it are held to
+relative RMS 1e-5 instead (the GPU contract). On the GPU the contract is
+looser for all gradients (expf differs by an ulp or two);
+tests/cuda/test_cuda_gpu.py checks that there.
 """
 
 from __future__ import annotations
 
 import ctypes
+import types
+from concurrent.futures import ThreadPoolExecutor
 from ctypes import c_float, c_int, c_int64, c_size_t, c_uint, c_void_p
 
 import mlx.core as mx
@@ -27,9 +32,9 @@ import cudatest
 from helpers import rel_rms
 
 ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
+from flashsnn.ops._table import FAMILIES  # noqa: E402
 
-RESETS = {"subtract": 0, "zero": 1, "none": 2}
-MODES = {"delayed": 0, "immediate": 1, "same_step": 2}
+MAX_STATES, MAX_PARAMS, MAX_SAVES = 3, 4, 3  # fs::kMax* (src/step/family.h)
 DTYPES = {"float32": (0, mx.float32), "float16": (1, mx.float16), "bfloat16": (2, mx.bfloat16)}
 # (id, a, b) for every surrogate in fs::SurrogateId, with snnTorch-like slopes.
 SURROGATES = {
@@ -43,41 +48,91 @@ SURROGATES = {
     "sparse_fast_sigmoid": (7, 25.0, 1.0),
     "leaky_spike_operator": (8, 0.1, 0.0),
 }
+SUR_NAMES = list(SURROGATES)
+# Surrogates whose slope goes through exp (see the module docstring).
+EXP_SURROGATES = {"sigmoid", "spike_rate_escape"}
 # N -> neuron shape S; the per-feature parameters take S's last axis.
 SHAPES = {1: (1, 1), 31: (1, 31), 33: (3, 11), 500: (5, 100), 512: (4, 128)}
 
+# The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask).
+CXX = {name: (s, p, bx, rm, mm) for name, s, p, bx, rm, mm in ext.families()}
 
-class FwdParams(ctypes.Structure):
-    _fields_ = [(n, c_void_p) for n in ("x", "mem", "beta", "th", "spk", "mem_out", "h", "u")] + \
-        [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th")] + [("mem_all", c_int)]
+
+def combos():
+    """(family, reset, mode) for every reset and mode each family has."""
+    out = []
+    for name, fam in FAMILIES.items():
+        _, _, _, rmask, mmask = CXX[name]
+        for r in range(3):
+            for m in range(3):
+                if (rmask >> r) & 1 and (mmask >> m) & 1:
+                    out.append((name, r, m))
+    return out
+
+
+def cases():
+    """float32 for every (family, reset, mode); float16 and bfloat16 for the
+    subtract reset in every mode and every reset in the family's first mode
+    (each dtype's loads and stores in every family, without the full cube)."""
+    out = []
+    for name, r, m in combos():
+        first_mode = min(FAMILIES[name].modes)
+        for dt in DTYPES:
+            if dt == "float32" or r == 0 or m == first_mode:
+                out.append(pytest.param(name, r, m, dt, id=f"{name}-r{r}-m{m}-{dt}"))
+    return out
 
 
 class Surrogate(ctypes.Structure):
     _fields_ = [("id", c_int), ("a", c_float), ("b", c_float)]
 
 
+class FwdParams(ctypes.Structure):
+    _fields_ = [("x", c_void_p), ("state0", c_void_p * MAX_STATES),
+                ("param", c_void_p * MAX_PARAMS), ("spk", c_void_p),
+                ("state_out", c_void_p * MAX_STATES), ("save", c_void_p * MAX_SAVES),
+                ("T", c_int64), ("N", c_int64), ("P_state", c_int64 * MAX_STATES),
+                ("P_param", c_int64 * MAX_PARAMS), ("mem_all", c_int)]
+
+
 class BwdParams(ctypes.Structure):
-    _fields_ = [(n, c_void_p) for n in ("h", "u", "mem", "beta", "th", "dspk", "dmem", "dx",
-                                        "dmem0", "dbeta", "dth")] + \
-        [(n, c_int64) for n in ("T", "N", "P_mem", "P_beta", "P_th", "dspk_step", "dmem_step")] + \
-        [("mem_all", c_int), ("detach", c_int), ("g", Surrogate)]
+    _fields_ = [("save", c_void_p * MAX_SAVES), ("x", c_void_p),
+                ("state0", c_void_p * MAX_STATES), ("param", c_void_p * MAX_PARAMS),
+                ("dspk", c_void_p), ("dstate", c_void_p * MAX_STATES), ("dx", c_void_p),
+                ("dstate0", c_void_p * MAX_STATES), ("dparam", c_void_p * MAX_PARAMS),
+                ("T", c_int64), ("N", c_int64), ("P_state", c_int64 * MAX_STATES),
+                ("P_param", c_int64 * MAX_PARAMS), ("dspk_step", c_int64),
+                ("dstate_step", c_int64 * MAX_STATES), ("mem_all", c_int), ("detach", c_int),
+                ("g", Surrogate)]
 
 
 @pytest.fixture(scope="module")
 def lib(nvcc, tmp_path_factory):
-    out = tmp_path_factory.mktemp("host_leaky") / "libhost_leaky.so"
-    cudatest.run([nvcc, "-shared", "-Xcompiler", "-fPIC", "-std=c++17", "-O2",
-                  f"-arch={cudatest.ARCH}", *cudatest.NUMERICS, *cudatest.STRICT,
-                  str(cudatest.ROOT / "tests/cuda/host_leaky.cu"), "-o", str(out)])
-    lib = ctypes.CDLL(str(out))
-    for f in ("fs_leaky_forward", "fs_leaky_backward"):
+    """One host library for every family: the three dtype parts and the entry
+    points compiled in parallel (about a minute on 2 cores), then linked."""
+    out = tmp_path_factory.mktemp("host_family")
+    src = str(cudatest.ROOT / "tests/cuda/host_family.cu")
+    flags = ["-Xcompiler", "-fPIC", "-std=c++17", "-O2", f"-arch={cudatest.ARCH}",
+             *cudatest.NUMERICS, *cudatest.STRICT]
+    parts = [(f"part{d}.o", [f"-DFS_HOST_DTYPE={d}"]) for d in range(3)] + \
+        [("common.o", ["-DFS_HOST_COMMON"])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda p: cudatest.run([nvcc, "-c", *flags, *p[1], src, "-o",
+                                               str(out / p[0])]), parts))
+    so = out / "libhost_family.so"
+    cudatest.run([nvcc, "-shared", *[str(out / p[0]) for p in parts], "-o", str(so)])
+    lib = ctypes.CDLL(str(so))
+    for f in ("fs_forward", "fs_backward"):
         getattr(lib, f).restype = c_int
-        getattr(lib, f).argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int]
+        getattr(lib, f).argtypes = [c_void_p, c_int, c_int, c_int, c_int, c_int, c_int]
     lib.fs_fwd_vec_ok.argtypes = [c_void_p, c_int]
-    lib.fs_leaky_shape.argtypes = [c_int64, c_int, c_int, c_int, ctypes.POINTER(c_int),
-                                   ctypes.POINTER(c_uint), ctypes.POINTER(c_uint)]
-    lib.fs_leaky_shape.restype = None
-    for f in ("fs_sizeof_fwd", "fs_sizeof_bwd", "fs_offsetof_fwd_T", "fs_offsetof_bwd_g"):
+    lib.fs_bwd_vec_ok.argtypes = [c_void_p, c_int]
+    lib.fs_unroll.argtypes = [c_int, c_int, c_int]
+    lib.fs_shape.argtypes = [c_int64, c_int, c_int, c_int, ctypes.POINTER(c_int),
+                             ctypes.POINTER(c_uint), ctypes.POINTER(c_uint)]
+    lib.fs_shape.restype = None
+    for f in ("fs_sizeof_fwd", "fs_sizeof_bwd", "fs_offsetof_fwd_mem_all",
+              "fs_offsetof_bwd_dstate_step", "fs_offsetof_bwd_g"):
         getattr(lib, f).restype = c_size_t
     return lib
 
@@ -113,78 +168,108 @@ def ptr(a):
     return None if a is None else a.ctypes.data
 
 
-def inputs(T, N, dtype, params, seed):
-    """x [T, *S], mem, beta, threshold as the op passes them (suffix arrays)."""
-    S = SHAPES[N]
-    rng = np.random.default_rng(seed)
-    th_full = rng.uniform(0.5, 1.5, S).astype(np.float32)
-    # beta partly outside [0, 1]: the clamp and its gradient mask are exercised.
-    beta_full = rng.uniform(-0.2, 1.2, S).astype(np.float32)
-    mem_full = rng.normal(0.0, 0.5, S).astype(np.float32)
-    shape = {"neuron": {"mem": S, "beta": S, "th": S},
-             "scalar": {"mem": (), "beta": (), "th": ()},
-             "mixed": {"mem": S, "beta": S[-1:], "th": ()}}[params]
-
-    def take(full, s):
-        return full.reshape(-1)[: int(np.prod(s))].reshape(s) if s != S else full
-
-    mem = take(mem_full, shape["mem"])
-    beta = take(beta_full, shape["beta"])
-    th = take(th_full, shape["th"])
-    x = rng.normal(0.6, 0.8, (T, *S)).astype(np.float32)
-    # An exact tie with the threshold on the first step from a zero membrane:
-    # > and >= (snnTorch vs same-step) must both be reproduced.
-    if params == "scalar":
-        mem = np.zeros((), np.float32)
-        x[0].reshape(-1)[0] = th
-    return (mx.array(x).astype(dtype), mx.array(mem), mx.array(beta), mx.array(th))
+def table(ctype, arrays, n):
+    return ctype(*([ptr(a) for a in arrays] + [None] * (n - len(arrays))))
 
 
-def cpu_leaky(args, reset, mode, mem_all, sur, detach):
+def sizes(arrays, n):
+    return (c_int64 * n)(*([a.size for a in arrays] + [1] * (n - len(arrays))))
+
+
+class Case:
+    """A family's kernel inputs as the op passes them: x [T, *S], initial
+    states and parameters as float32 suffix arrays (the derived ones, Alpha's
+    tau, made in MLX as the op makes them)."""
+
+    def __init__(self, name, T, N, dtype, params, seed, stretch=False):
+        fam = FAMILIES[name]
+        self.name, self.fam, self.id = name, fam, fam.id
+        S = SHAPES[N]
+        rng = np.random.default_rng(seed)
+        shape = {"neuron": lambda k: S, "scalar": lambda k: (),
+                 "mixed": lambda k: (S, S[-1:], ())[k % 3]}[params]
+        self.states = [mx.array(rng.normal(0.0, 0.5, shape(k)).astype(np.float32))
+                       for k in range(len(fam.states))]
+        vals = {}
+        for k, p in enumerate(fam.params):
+            lo, hi = fam.sample[p]
+            # Clamped parameters outside [0, 1]: the clamp and its gradient
+            # mask are exercised (families whose derived parameters allow it).
+            if stretch and 0 <= lo and hi <= 1:
+                lo, hi = lo - 0.3, hi + 0.3
+            vals[p] = mx.array(rng.uniform(lo, hi, shape(k + 1)).astype(np.float32))
+        x = rng.normal(0.6, 0.8, (T, *S)).astype(np.float32)
+        # An exact tie with the threshold on the first step from zero states
+        # (a tie for Leaky and Synaptic): > and >= must both be reproduced.
+        if params == "scalar":
+            self.states = [mx.zeros(()) for _ in self.states]
+            x[0].reshape(-1)[0] = np.array(vals["threshold"]).reshape(-1)[0]
+        self.params = fam.kernel_params(types.SimpleNamespace(**vals))
+        self.x = mx.array(x).astype(dtype)
+        self.T, self.N, self.S, self.dtype = T, N, S, dtype
+
+    def args(self):
+        return [self.x, *self.states, *self.params]
+
+    def f32(self):
+        return [aligned_copy(np.array(a).reshape(-1)) for a in self.states], \
+               [aligned_copy(np.array(a).reshape(-1)) for a in self.params]
+
+
+def cpu_fused(case, args, reset, mode, mem_all, sur, detach):
+    ns = len(case.states)
     idx, a, b = sur
-    return ext.leaky(*args, reset=reset, mode=mode, detach=detach, surrogate_id=idx,
-                     surrogate_a=a, surrogate_b=b, mem_all=mem_all, save=1, stream=mx.cpu)
+    return ext.fused(case.id, args[0], list(args[1:1 + ns]), list(args[1 + ns:]), reset=reset,
+                     mode=mode, detach=detach, surrogate_id=idx, surrogate_a=a, surrogate_b=b,
+                     mem_all=mem_all, save=1, stream=mx.cpu)
 
 
-def host_forward(lib, args, dtype_id, reset, mode, mem_all, vec, sm_count=1):
-    x, mem, beta, th = args
-    T, N = x.shape[0], x.size // x.shape[0]
-    xs = to_np(x.reshape(T, N))
-    f32 = [aligned_copy(np.array(a).reshape(-1)) for a in (mem, beta, th)]
+def host_forward(lib, case, dtype_id, reset, mode, mem_all, vec, sm_count=1):
+    T, N = case.T, case.N
+    xs = to_np(case.x.reshape(T, N))
+    st0, par = case.f32()
     spk = aligned_empty((T, N), xs.dtype)
-    mem_out = aligned_empty((T, N) if mem_all else (N,), xs.dtype)
-    h = aligned_empty((T, N), np.float32)
-    u = aligned_empty((T, N), np.float32) if mode == MODES["immediate"] else None
-    p = FwdParams(ptr(xs), ptr(f32[0]), ptr(f32[1]), ptr(f32[2]), ptr(spk), ptr(mem_out),
-                  ptr(h), ptr(u), T, N, f32[0].size, f32[1].size, f32[2].size, int(mem_all))
-    used = lib.fs_leaky_forward(ctypes.byref(p), dtype_id, reset, mode, sm_count, vec)
-    assert used in (1, 4) and (vec == 0 or used == vec)
-    return used, spk, mem_out, h, u
+    outs = [aligned_empty((T, N) if mem_all else (N,), xs.dtype) for _ in st0]
+    saves = [aligned_empty((T, N), np.float32) for _ in range(MAX_SAVES)]
+    p = FwdParams(ptr(xs), table(c_void_p * MAX_STATES, st0, MAX_STATES),
+                  table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(spk),
+                  table(c_void_p * MAX_STATES, outs, MAX_STATES),
+                  table(c_void_p * MAX_SAVES, saves, MAX_SAVES), T, N,
+                  sizes(st0, MAX_STATES), sizes(par, MAX_PARAMS), int(mem_all))
+    used = lib.fs_forward(ctypes.byref(p), case.id, dtype_id, reset, mode, sm_count, vec)
+    assert used in (1, 4) and (vec == 0 or used == vec), used
+    return used, spk, outs, saves, xs
 
 
-def host_backward(lib, saved, args, dspk, dmem, dtype_id, reset, mode, mem_all, sur, detach,
-                  vec, sm_count=1, dspk_row=False, dmem_row=False):
-    """dspk_row / dmem_row: that cotangent is one row [N] read at every step
-    (step stride 0), as the glue passes a .sum() loss's cotangent."""
-    h, u = saved
-    _, mem, beta, th = args
-    T, N = h.shape
-    f32 = [aligned_copy(np.array(a).reshape(-1)) for a in (mem, beta, th)]
+def host_backward(lib, case, saves, xs, dspk, dstates, dtype_id, reset, mode, mem_all, sur,
+                  detach, vec, dspk_row=False, dstate_rows=()):
+    """dspk_row / dstate_rows[k]: that cotangent is one row [N] read at every
+    step (step stride 0), as the glue passes a .sum() loss's cotangent."""
+    T, N = case.T, case.N
+    st0, par = case.f32()
     ds = to_np(dspk.reshape(N if dspk_row else (T, N)))
-    dm = to_np(dmem.reshape(-1))
+    dm = [to_np(d.reshape(-1)) for d in dstates]
     dx = aligned_empty((T, N), ds.dtype)
-    part = [aligned_empty((N,), np.float32) for _ in range(3)]
-    p = BwdParams(ptr(h), ptr(u), ptr(f32[0]), ptr(f32[1]), ptr(f32[2]), ptr(ds), ptr(dm),
-                  ptr(dx), ptr(part[0]), ptr(part[1]), ptr(part[2]), T, N, f32[0].size,
-                  f32[1].size, f32[2].size, 0 if dspk_row else N, 0 if dmem_row else N,
+    d0 = [aligned_empty((N,), np.float32) for _ in st0]
+    dp = [aligned_empty((N,), np.float32) for _ in par]
+    rows = [k in dstate_rows for k in range(len(st0))]
+    steps = (c_int64 * MAX_STATES)(*([0 if r else N for r in rows] + [N] * (MAX_STATES - len(rows))))
+    p = BwdParams(table(c_void_p * MAX_SAVES, saves, MAX_SAVES),
+                  ptr(xs) if CXX[case.name][2] else None,
+                  table(c_void_p * MAX_STATES, st0, MAX_STATES),
+                  table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(ds),
+                  table(c_void_p * MAX_STATES, dm, MAX_STATES), ptr(dx),
+                  table(c_void_p * MAX_STATES, d0, MAX_STATES),
+                  table(c_void_p * MAX_PARAMS, dp, MAX_PARAMS), T, N,
+                  sizes(st0, MAX_STATES), sizes(par, MAX_PARAMS), 0 if dspk_row else N, steps,
                   int(mem_all), int(detach), Surrogate(*sur))
-    used = lib.fs_leaky_backward(ctypes.byref(p), dtype_id, reset, mode, sm_count, vec)
-    assert used in (1, 4) and (vec == 0 or used == vec)
-    return dx, part
+    used = lib.fs_backward(ctypes.byref(p), case.id, dtype_id, reset, mode, 1, vec)
+    assert used in (1, 4) and (vec == 0 or used == vec), used
+    return dx, d0 + dp
 
 
 def reduce_partial(part: np.ndarray, param: mx.array) -> mx.array:
-    """As the op does (src/ops/leaky.cpp, reduce_partial): [N/P, P] summed
+    """As the op does (src/ops/family.cpp, reduce_partial): [N/P, P] summed
     over axis 0 by MLX on the CPU."""
     P = max(param.size, 1)
     g = mx.array(part).reshape(-1, P)
@@ -193,20 +278,14 @@ def reduce_partial(part: np.ndarray, param: mx.array) -> mx.array:
     return g.reshape(param.shape)
 
 
-# Surrogates whose slope goes through exp (see the module docstring).
-EXP_SURROGATES = {"sigmoid", "spike_rate_escape"}
-
-
-def close(a: mx.array, b: mx.array, dtype: str) -> bool:
-    """Inf and NaN in the same places, and relative RMS over the rest within
-    1e-5 (float32; an exp an ulp apart can move a 16-bit rounding by one
-    step: 1e-3)."""
+def close(a: mx.array, b: mx.array, tol: float) -> bool:
+    """Inf and NaN in the same places, and relative RMS over the rest within tol."""
     a, b = np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32))
     fin = np.isfinite(a)
     if a.shape != b.shape or not np.array_equal(fin, np.isfinite(b)) or \
             not np.array_equal(a[~fin], b[~fin], equal_nan=True):
         return False
-    return rel_rms(a[fin], b[fin]) <= (1e-5 if dtype == "float32" else 1e-3)
+    return rel_rms(a[fin], b[fin]) <= tol
 
 
 def same_bits(a: mx.array, b: mx.array) -> bool:
@@ -230,14 +309,46 @@ def vec_widths(N):
     return (1, 4) if N % 4 == 0 else (1,)
 
 
+def check_grads(got, ref, names, sur_name, dtype, case):
+    """dx bitwise; partials bitwise or within 1e-6 relative; through exp
+    (EXP_SURROGATES) relative RMS 1e-5 in float32, 1e-3 in 16-bit."""
+    for k, (what, g, r) in enumerate(zip(names, got, ref)):
+        assert g.shape == r.shape, f"{what} shape {g.shape} != {r.shape}: {case}"
+        if sur_name in EXP_SURROGATES:
+            tol = 1e-5 if dtype == "float32" else 1e-3
+            assert close(g, r, tol), f"{what} differs: {case} {diff(g, r)}"
+        elif k == 0:
+            assert same_bits(g, r), f"{what} differs: {case} {diff(g, r)}"
+        else:
+            assert same_bits(g, r) or close(g, r, 1e-6), f"{what} differs: {case} {diff(g, r)}"
+
+
 # ---------------------------------------------------------------------------
+
+
+def test_every_family_has_a_case():
+    """The generated grid covers every family of both tables."""
+    assert set(CXX) == set(FAMILIES)
+    assert {c[0] for c in combos()} == set(FAMILIES)
 
 
 def test_param_struct_layout_matches_ctypes(lib):
     assert lib.fs_sizeof_fwd() == ctypes.sizeof(FwdParams)
     assert lib.fs_sizeof_bwd() == ctypes.sizeof(BwdParams)
-    assert lib.fs_offsetof_fwd_T() == FwdParams.T.offset
+    assert lib.fs_offsetof_fwd_mem_all() == FwdParams.mem_all.offset
+    assert lib.fs_offsetof_bwd_dstate_step() == BwdParams.dstate_step.offset
     assert lib.fs_offsetof_bwd_g() == BwdParams.g.offset
+
+
+def test_unroll_depths(lib):
+    """Leaky keeps the steps ahead it was measured with (forward 8 / 32,
+    backward 4 / 16 for V = 4 / 1); larger families load fewer, never none."""
+    leaky = FAMILIES["leaky"].id
+    assert [lib.fs_unroll(leaky, b, v) for b in (0, 1) for v in (4, 1)] == [8, 32, 4, 16]
+    for name, fam in FAMILIES.items():
+        for b, v, most in ((0, 4, 8), (0, 1, 32), (1, 4, 4), (1, 1, 16)):
+            assert 1 <= lib.fs_unroll(fam.id, b, v) <= most, (name, b, v)
+    assert lib.fs_unroll(99, 0, 1) == -1
 
 
 @pytest.mark.parametrize("N", [1, 31, 33, 500, 4096, 50688, 50692, 67584, 67588, 10**7])
@@ -246,7 +357,7 @@ def test_param_struct_layout_matches_ctypes(lib):
 def test_launch_shape_covers_every_neuron(lib, N, backward, sm_count):
     for vec_ok in (0, 1):
         vec, block, grid = c_int(), c_uint(), c_uint()
-        lib.fs_leaky_shape(N, int(backward), vec_ok, sm_count, vec, block, grid)
+        lib.fs_shape(N, int(backward), vec_ok, sm_count, vec, block, grid)
         v, blk, g = vec.value, block.value, grid.value
         assert v in (1, 4) and blk in (32, 64, 128)
         assert g * blk * v >= N > (g - 1) * blk * v, (v, blk, g)
@@ -261,7 +372,7 @@ def test_launch_shape_choices_on_h100(lib):
     """The shapes the benchmark sizes get on 132 SMs (docs/cuda.md)."""
     def shape(N, backward):
         vec, block, grid = c_int(), c_uint(), c_uint()
-        lib.fs_leaky_shape(N, int(backward), 1, 132, vec, block, grid)
+        lib.fs_shape(N, int(backward), 1, 132, vec, block, grid)
         return vec.value, block.value, grid.value
 
     assert shape(64 * 4096, False) == (4, 128, 512)   # T=100 B=64 N=4096
@@ -276,109 +387,184 @@ def test_misaligned_rows_take_the_scalar_path(lib):
     T, N = 3, 8
     x = aligned_empty((T, N), np.float32)
     x_off = aligned_empty((T, N), np.float32, offset_elems=1)
-    bufs = [aligned_empty((T, N), np.float32) for _ in range(3)]
-    for xs, ok in ((x, 1), (x_off, 0)):
-        p = FwdParams(ptr(xs), None, None, None, ptr(bufs[0]), ptr(bufs[1]), ptr(bufs[2]),
-                      None, T, N, 1, 1, 1, 1)
-        assert lib.fs_fwd_vec_ok(ctypes.byref(p), 0) == ok
-    p = FwdParams(ptr(x_off), None, None, None, ptr(bufs[0]), ptr(bufs[1]), None, None,
-                  T, N, 1, 1, 1, 1)
-    assert lib.fs_leaky_forward(ctypes.byref(p), 0, 0, 0, 1, 4) == -1
+    bufs = [aligned_empty((T, N), np.float32) for _ in range(4)]
+    ones = (c_int64 * MAX_STATES)(1, 1, 1)
+    onep = (c_int64 * MAX_PARAMS)(1, 1, 1, 1)
+
+    def fwd(xs, save1):
+        return FwdParams(ptr(xs), (c_void_p * MAX_STATES)(), (c_void_p * MAX_PARAMS)(),
+                         ptr(bufs[0]), table(c_void_p * MAX_STATES, [bufs[1]], MAX_STATES),
+                         table(c_void_p * MAX_SAVES, [bufs[2], save1], MAX_SAVES), T, N,
+                         ones, onep, 1)
+
+    assert lib.fs_fwd_vec_ok(ctypes.byref(fwd(x, bufs[3])), 0) == 1
+    assert lib.fs_fwd_vec_ok(ctypes.byref(fwd(x_off, bufs[3])), 0) == 0
+    # A misaligned second save (a slot the Leaky kernel never had) counts too.
+    assert lib.fs_fwd_vec_ok(ctypes.byref(fwd(x, x_off)), 0) == 0
+    p = fwd(x_off, None)
+    assert lib.fs_forward(ctypes.byref(p), 0, 0, 0, 0, 1, 4) == -1
+    b = BwdParams()
+    b.N, b.dx, b.dspk = N, ptr(x), ptr(x)
+    assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 1
+    b.dparam[3] = ptr(x_off)
+    assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 0
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("reset", list(RESETS))
-def test_forward_matches_cpu_kernel(lib, reset, mode, dtype):
+def test_unknown_reset_or_mode_runs_nothing(lib):
+    """A mode a family lacks has no kernel (fs::has_mode): the host runner
+    says so instead of running another's code."""
+    for name, fam in FAMILIES.items():
+        mmask = CXX[name][4]
+        for m in range(3):
+            if not (mmask >> m) & 1:
+                case = Case(name, 2, 1, mx.float32, "neuron", seed=0)
+                T, N = 2, 1
+                xs = to_np(case.x.reshape(T, N))
+                st0, par = case.f32()
+                outs = [aligned_empty((N,), np.float32) for _ in st0]
+                spk = aligned_empty((T, N), np.float32)
+                p = FwdParams(ptr(xs), table(c_void_p * MAX_STATES, st0, MAX_STATES),
+                              table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(spk),
+                              table(c_void_p * MAX_STATES, outs, MAX_STATES),
+                              (c_void_p * MAX_SAVES)(), T, N, sizes(st0, MAX_STATES),
+                              sizes(par, MAX_PARAMS), 0)
+                assert lib.fs_forward(ctypes.byref(p), fam.id, 0, 0, m, 1, 1) == -2
+
+
+@pytest.mark.parametrize("name,reset,mode,dtype", cases())
+def test_forward_matches_cpu_kernel(lib, name, reset, mode, dtype):
     dtype_id, mdt = DTYPES[dtype]
-    r, m = RESETS[reset], MODES[mode]
+    spiked = 0
     for T in (1, 63):
         for N in (1, 31, 33, 500):
             for params in ("neuron", "scalar", "mixed"):
-                args = inputs(T, N, mdt, params, seed=T * 1000 + N)
+                case = Case(name, T, N, mdt, params, seed=T * 1000 + N,
+                            stretch=not FAMILIES[name].derived)
                 for mem_all in (False, True):
-                    spk_ref, mem_ref = cpu_leaky(args, r, m, mem_all, SURROGATES["atan"], False)
+                    ref = cpu_fused(case, case.args(), reset, mode, mem_all,
+                                    SURROGATES["atan"], False)
+                    spiked += float(mx.sum(ref[0].astype(mx.float32)))
                     for vec in vec_widths(N):
-                        _, spk, mem_out, h, _ = host_forward(lib, args, dtype_id, r, m, mem_all, vec)
-                        spk = from_np(spk, mdt).reshape(spk_ref.shape)
-                        mem = from_np(mem_out, mdt).reshape(mem_ref.shape)
-                        case = f"T={T} N={N} params={params} mem_all={mem_all} vec={vec}"
-                        assert same_bits(spk, spk_ref), f"spikes differ: {case} {diff(spk, spk_ref)}"
-                        assert same_bits(mem, mem_ref), f"membrane differs: {case} {diff(mem, mem_ref)}"
-                        assert float(mx.sum(spk_ref.astype(mx.float32))) > 0 or T * N < 40, case
+                        _, spk, outs, _, _ = host_forward(lib, case, dtype_id, reset, mode,
+                                                          mem_all, vec)
+                        got = [from_np(spk, mdt)] + [from_np(o, mdt) for o in outs]
+                        what = ["spk"] + [f"state {s}" for s in FAMILIES[name].states]
+                        tag = f"T={T} N={N} params={params} mem_all={mem_all} vec={vec}"
+                        for w, g, r in zip(what, got, ref):
+                            g = g.reshape(r.shape)
+                            assert same_bits(g, r), f"{w} differs: {tag} {diff(g, r)}"
+    assert spiked > 0, "no spike anywhere: the comparison would not see the fire path"
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("reset", list(RESETS))
-def test_backward_matches_cpu_kernel(lib, reset, mode, dtype):
+@pytest.mark.parametrize("name,reset,mode,dtype", cases())
+def test_backward_matches_cpu_kernel(lib, name, reset, mode, dtype):
     dtype_id, mdt = DTYPES[dtype]
-    r, m = RESETS[reset], MODES[mode]
-    cases = [(1, 31, "neuron", False), (63, 500, "mixed", False), (63, 33, "scalar", True),
-             (63, 512, "neuron", True), (17, 1, "neuron", True)]
-    for k, (T, N, params, mem_all) in enumerate(cases):
-        args = inputs(T, N, mdt, params, seed=7 + k)
+    fam = FAMILIES[name]
+    names = ["dx"] + [f"d{s}0" for s in fam.states] + \
+        [f"d{p}" for p in (*fam.params, *(d for d, _ in fam.derived))]
+    layouts = [(1, 31, "neuron", False), (63, 500, "mixed", False), (63, 33, "scalar", True),
+               (63, 512, "neuron", True), (17, 1, "neuron", True)]
+    for k, (T, N, params, mem_all) in enumerate(layouts):
+        case = Case(name, T, N, mdt, params, seed=7 + k, stretch=not fam.derived)
         rng = np.random.default_rng(100 + k)
-        dspk = mx.array(rng.normal(size=args[0].shape).astype(np.float32)).astype(mdt)
-        mshape = args[0].shape if mem_all else args[0].shape[1:]
-        dmem = mx.array(rng.normal(size=mshape).astype(np.float32)).astype(mdt)
-        for name, sur in SURROGATES.items():
+        dspk = mx.array(rng.normal(size=case.x.shape).astype(np.float32)).astype(mdt)
+        sshape = case.x.shape if mem_all else case.x.shape[1:]
+        dst = [mx.array(rng.normal(size=sshape).astype(np.float32)).astype(mdt)
+               for _ in case.states]
+        # Three surrogates per layout, rotating: all nine over the five layouts.
+        for j in range(3):
+            sur_name = SUR_NAMES[(3 * k + j) % len(SUR_NAMES)]
+            sur = SURROGATES[sur_name]
             detach = (k + sur[0]) % 2 == 1  # both settings across the table
-            _, grads = mx.vjp(lambda *a: cpu_leaky(a, r, m, mem_all, sur, detach),
-                              list(args), [dspk, dmem])
+            _, ref = mx.vjp(lambda *a: cpu_fused(case, a, reset, mode, mem_all, sur, detach),
+                            case.args(), [dspk, *dst])
             for vec in vec_widths(N):
-                _, _, _, h, u = host_forward(lib, args, dtype_id, r, m, mem_all, vec)
-                dx, part = host_backward(lib, (h, u), args, dspk, dmem, dtype_id, r, m,
+                _, _, _, saves, xs = host_forward(lib, case, dtype_id, reset, mode, mem_all, vec)
+                dx, part = host_backward(lib, case, saves, xs, dspk, dst, dtype_id, reset, mode,
                                          mem_all, sur, detach, vec)
-                got = [from_np(dx, mdt).reshape(args[0].shape)] + \
-                      [reduce_partial(pt, a) for pt, a in zip(part, args[1:])]
-                case = f"T={T} N={N} params={params} mem_all={mem_all} {name} " \
-                       f"detach={detach} vec={vec}"
-                for what, g, ref in zip(("dx", "dmem", "dbeta", "dthreshold"), got, grads):
-                    assert g.shape == ref.shape, f"{what} shape {g.shape} != {ref.shape}: {case}"
-                    if name in EXP_SURROGATES:
-                        assert close(g, ref, dtype), f"{what} differs: {case} {diff(g, ref)}"
-                    else:
-                        assert same_bits(g, ref), f"{what} differs: {case} {diff(g, ref)}"
+                got = [from_np(dx, mdt).reshape(case.x.shape)] + \
+                      [reduce_partial(pt, a) for pt, a in zip(part, case.args()[1:])]
+                tag = f"T={T} N={N} params={params} mem_all={mem_all} {sur_name} " \
+                      f"detach={detach} vec={vec}"
+                check_grads(got, ref, names, sur_name, dtype, tag)
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
-def test_backward_row_cotangents_match_dense(lib, dtype):
-    """Cotangents that are one row read at every step (step stride 0) give
-    bitwise the gradients of the same values laid out over all T steps."""
+@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_backward_row_cotangents_match_dense(lib, name, dtype):
+    """Cotangents that are one row read at every step (step stride 0: dspk,
+    and each state's with mem_all) give bitwise the gradients of the same
+    values laid out over all T steps, in every mode the family has."""
     dtype_id, mdt = DTYPES[dtype]
+    fam = FAMILIES[name]
     sur = SURROGATES["atan"]
-    for k, (T, N, mem_all, mode) in enumerate([(63, 512, False, 0), (40, 33, True, 1),
-                                               (17, 500, True, 2)]):
-        args = inputs(T, N, mdt, "mixed", seed=50 + k)
+    modes = [m for m in range(3) if (CXX[name][4] >> m) & 1]
+    layouts = [(63, 512, False), (40, 33, True), (17, 500, True)]
+    for k, (T, N, mem_all) in enumerate(layouts):
+        mode = modes[k % len(modes)]
+        case = Case(name, T, N, mdt, "mixed", seed=50 + k)
         rng = np.random.default_rng(200 + k)
-        row_s = mx.array(rng.normal(size=(N,)).astype(np.float32)).astype(mdt)
-        row_m = mx.array(rng.normal(size=(N,)).astype(np.float32)).astype(mdt)
-        S = args[0].shape[1:]
-        full = lambda r: mx.array(np.broadcast_to(np.array(r.astype(mx.float32)), (T, N)).copy()
-                                  ).astype(mdt).reshape(args[0].shape)
-        dmem = full(row_m) if mem_all else row_m.reshape(S)
-        _, grads = mx.vjp(lambda *a: cpu_leaky(a, 0, mode, mem_all, sur, False), list(args),
-                          [full(row_s), dmem])
+        S = case.x.shape[1:]
+        row = lambda: mx.array(rng.normal(size=(N,)).astype(np.float32)).astype(mdt)  # noqa: E731
+        full = lambda r: mx.array(np.broadcast_to(np.array(r.astype(mx.float32)), (T, N))  # noqa: E731
+                                  .copy()).astype(mdt).reshape(case.x.shape)
+        row_s = row()
+        # With mem_all every other state's cotangent is a row, the rest dense.
+        rows = {q for q in range(len(case.states)) if mem_all and q % 2 == 0}
+        dst_host, dst_ref = [], []
+        for q in range(len(case.states)):
+            if not mem_all:
+                d = row().reshape(S)
+                dst_host.append(d)
+                dst_ref.append(d)
+            elif q in rows:
+                r = row()
+                dst_host.append(r)
+                dst_ref.append(full(r))
+            else:
+                d = mx.array(rng.normal(size=case.x.shape).astype(np.float32)).astype(mdt)
+                dst_host.append(d)
+                dst_ref.append(d)
+        _, ref = mx.vjp(lambda *a: cpu_fused(case, a, 0, mode, mem_all, sur, False),
+                        case.args(), [full(row_s), *dst_ref])
+        names = ["dx"] + [f"d{s}0" for s in fam.states] + \
+            [f"d{p}" for p in (*fam.params, *(d for d, _ in fam.derived))]
         for vec in vec_widths(N):
-            _, _, _, h, u = host_forward(lib, args, dtype_id, 0, mode, mem_all, vec)
-            dx, part = host_backward(lib, (h, u), args, row_s, row_m if mem_all else dmem,
-                                     dtype_id, 0, mode, mem_all, sur, False, vec,
-                                     dspk_row=True, dmem_row=mem_all)
-            got = [from_np(dx, mdt).reshape(args[0].shape)] + \
-                  [reduce_partial(pt, a) for pt, a in zip(part, args[1:])]
-            for what, g, ref in zip(("dx", "dmem", "dbeta", "dthreshold"), got, grads):
-                case = f"T={T} N={N} mem_all={mem_all} mode={mode} vec={vec}"
-                assert same_bits(g, ref), f"{what} differs: {case} {diff(g, ref)}"
+            _, _, _, saves, xs = host_forward(lib, case, dtype_id, 0, mode, mem_all, vec)
+            dx, part = host_backward(lib, case, saves, xs, row_s, dst_host, dtype_id, 0, mode,
+                                     mem_all, sur, False, vec, dspk_row=True, dstate_rows=rows)
+            got = [from_np(dx, mdt).reshape(case.x.shape)] + \
+                  [reduce_partial(pt, a) for pt, a in zip(part, case.args()[1:])]
+            tag = f"T={T} N={N} mem_all={mem_all} mode={mode} rows={sorted(rows)} vec={vec}"
+            check_grads(got, ref, names, "atan", dtype, tag)
 
 
-def test_auto_shape_matches(lib):
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_auto_shape_matches(lib, name):
     """The launch shape the glue picks (vec 0): 512 neurons are one wave of
     V = 1 threads on 132 SMs, and take V = 4 on a one-SM device."""
-    args = inputs(40, 512, mx.float32, "neuron", seed=3)
-    spk_ref, mem_ref = cpu_leaky(args, 0, 0, False, SURROGATES["atan"], False)
+    case = Case(name, 40, 512, mx.float32, "neuron", seed=3)
+    ref = cpu_fused(case, case.args(), 0, min(FAMILIES[name].modes), False,
+                    SURROGATES["atan"], False)
     for sm_count, want in ((132, 1), (1, 4)):
-        used, spk, mem_out, _, _ = host_forward(lib, args, 0, 0, 0, False, 0, sm_count)
+        used, spk, outs, _, _ = host_forward(lib, case, 0, 0, min(FAMILIES[name].modes), False,
+                                             0, sm_count)
         assert used == want
-        assert same_bits(from_np(spk, mx.float32).reshape(spk_ref.shape), spk_ref)
-        assert same_bits(from_np(mem_out, mx.float32).reshape(mem_ref.shape), mem_ref)
+        for g, r in zip([spk, *outs], ref):
+            assert same_bits(from_np(g, mx.float32).reshape(r.shape), r)
+
+
+def test_comparison_sees_a_wrong_kernel(lib):
+    """The checks can fail: the host kernel run with another family's mode
+    (Leaky's same-step convention fires with >= and resets in the step)
+    against the CPU's delayed mode differs in spikes and states, and a
+    one-ulp change of one state is caught by same_bits."""
+    case = Case("leaky", 63, 500, mx.float32, "neuron", seed=11)
+    ref = cpu_fused(case, case.args(), 0, 0, False, SURROGATES["atan"], False)
+    _, spk, outs, _, _ = host_forward(lib, case, 0, 0, 2, False, 4)
+    assert not same_bits(from_np(spk, mx.float32).reshape(ref[0].shape), ref[0])
+    _, spk, outs, _, _ = host_forward(lib, case, 0, 0, 0, False, 4)
+    mem = outs[0].copy()
+    mem.view(np.uint32)[7] += 1
+    assert same_bits(from_np(outs[0], mx.float32).reshape(ref[1].shape), ref[1])
+    assert not same_bits(from_np(mem, mx.float32).reshape(ref[1].shape), ref[1])

@@ -1,5 +1,7 @@
-// Leaky on CUDA: the kernels, and the C-style API that hands them to the
-// eval_gpu glue (leaky.cpp). No MLX header is included here.
+// Every fused family on CUDA: the C-style API that hands the kernels
+// (kernels.cuh, instantiated per dtype in kernels_*.cu) to the eval_gpu glue
+// (family.cpp): kernel choice, launch shape, symbol resolution. No MLX
+// header is included here.
 //
 // libmlx.so links cudart statically, and so does this extension: the two
 // cudart copies know nothing of each other's registered kernels. Passing a
@@ -15,52 +17,21 @@
 #include <string>
 #include <utility>
 
-#include "../src/ops/dispatch.h"
-#include "leaky.cuh"
+#include "family.cuh"
 
 namespace flashsnn::cuda {
 
+// kernels.cuh, explicitly instantiated in kernels_<dtype>.cu.
+template <typename T>
+const void* kernel_symbol(bool backward, int family, int reset, int mode, int vec);
+
 namespace {
 
-__device__ __forceinline__ int64_t global_thread() {
-  return int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-
-// One kernel per (dtype, reset, mode, neurons per thread); the surrogate id
-// and detach are uniform runtime values (one switch per step).
-template <typename T, int RESET, int MODE, int V>
-__global__ void __launch_bounds__(kMaxBlock, min_blocks(false, V))
-    leaky_forward_kernel(const __grid_constant__ LeakyFwdParams p) {
-  leaky_forward_thread<T, RESET, MODE, V>(p, global_thread());
-}
-
-template <typename T, int RESET, int MODE, int V>
-__global__ void __launch_bounds__(kMaxBlock, min_blocks(true, V))
-    leaky_backward_kernel(const __grid_constant__ LeakyBwdParams p) {
-  leaky_backward_thread<T, RESET, MODE, V>(p, global_thread());
-}
-
-// The host stub of the kernel for these runtime values.
-template <bool BACKWARD, typename T, int V>
-const void* symbol(int reset, int mode) {
-  const void* sym = nullptr;
-  dispatch_reset_mode(reset, mode, [&](auto r, auto m) {
-    constexpr int R = decltype(r)::value, M = decltype(m)::value;
-    if constexpr (BACKWARD) {
-      sym = reinterpret_cast<const void*>(&leaky_backward_kernel<T, R, M, V>);
-    } else {
-      sym = reinterpret_cast<const void*>(&leaky_forward_kernel<T, R, M, V>);
-    }
-  });
-  return sym;
-}
-
-template <bool BACKWARD, int V>
-const void* symbol(int dtype, int reset, int mode) {
+const void* symbol(bool backward, int family, int dtype, int reset, int mode, int vec) {
   switch (dtype) {
-    case kFloat32: return symbol<BACKWARD, float, V>(reset, mode);
-    case kFloat16: return symbol<BACKWARD, __half, V>(reset, mode);
-    default: return symbol<BACKWARD, __nv_bfloat16, V>(reset, mode);
+    case kFloat32: return kernel_symbol<float>(backward, family, reset, mode, vec);
+    case kFloat16: return kernel_symbol<__half>(backward, family, reset, mode, vec);
+    default: return kernel_symbol<__nv_bfloat16>(backward, family, reset, mode, vec);
   }
 }
 
@@ -108,9 +79,10 @@ const char* resolve(const void* sym, int device, CUfunction* fn, int* sms) {
 }
 
 // Measurement knobs for tuning runs (benchmarks/gpu_diag.py):
-// FLASHSNN_CUDA_VEC=1|4 and FLASHSNN_CUDA_BLOCK=32..128 replace leaky_shape's
-// choice (a vector width the alignment does not allow is ignored).
-void tuning_override(int64_t N, bool ok, LeakyShape* s) {
+// FLASHSNN_CUDA_VEC=1|4 and FLASHSNN_CUDA_BLOCK=32..128 replace
+// launch_shape's choice (a vector width the alignment does not allow is
+// ignored). Every family, every kernel.
+void tuning_override(int64_t N, bool ok, LaunchShape* s) {
   static const int vec = [] {
     const char* v = std::getenv("FLASHSNN_CUDA_VEC");
     return v ? std::atoi(v) : 0;
@@ -128,17 +100,21 @@ void tuning_override(int64_t N, bool ok, LeakyShape* s) {
 }
 
 template <bool BACKWARD, typename P>
-const char* launch(const P& p, int dtype, int reset, int mode, int device, Launch* out) {
+const char* launch(const P& p, int family, int dtype, int reset, int mode, int device,
+                   Launch* out) {
   if (dtype < kFloat32 || dtype > kBFloat16) return "internal: unknown dtype";
+  const void* sym1 = symbol(BACKWARD, family, dtype, reset, mode, 1);
+  if (!sym1) return "internal: no CUDA kernel for this family, reset and mode";
   // Resolve with the V = 1 kernel first: the SM count decides V.
   CUfunction fn = nullptr;
   int sms = 0;
-  if (const char* err = resolve(symbol<BACKWARD, 1>(dtype, reset, mode), device, &fn, &sms))
-    return err;
-  LeakyShape s = leaky_shape(p.N, BACKWARD, vec_ok(p, dtype), sms);
-  tuning_override(p.N, vec_ok(p, dtype), &s);
+  if (const char* err = resolve(sym1, device, &fn, &sms)) return err;
+  const bool ok = vec_ok(p, dtype);
+  LaunchShape s = launch_shape(p.N, BACKWARD, ok, sms);
+  tuning_override(p.N, ok, &s);
   if (s.vec == 4) {
-    if (const char* err = resolve(symbol<BACKWARD, 4>(dtype, reset, mode), device, &fn, &sms))
+    if (const char* err = resolve(symbol(BACKWARD, family, dtype, reset, mode, 4), device, &fn,
+                                  &sms))
       return err;
   }
   if (int64_t(s.grid) * s.block * s.vec < p.N || s.grid > 0x7fffffffu)
@@ -149,26 +125,31 @@ const char* launch(const P& p, int dtype, int reset, int mode, int device, Launc
 
 }  // namespace
 
-const char* leaky_forward_launch(const LeakyFwdParams& p, int dtype, int reset, int mode,
-                                 int device, Launch* out) {
-  return launch<false>(p, dtype, reset, mode, device, out);
-}
-
-const char* leaky_backward_launch(const LeakyBwdParams& p, int dtype, int reset, int mode,
+const char* family_forward_launch(const FwdParams& p, int family, int dtype, int reset, int mode,
                                   int device, Launch* out) {
-  return launch<true>(p, dtype, reset, mode, device, out);
+  return launch<false>(p, family, dtype, reset, mode, device, out);
 }
 
-const char* leaky_check_device(int device) {
+const char* family_backward_launch(const BwdParams& p, int family, int dtype, int reset,
+                                   int mode, int device, Launch* out) {
+  return launch<true>(p, family, dtype, reset, mode, device, out);
+}
+
+const char* family_check_device(int device) {
   // Every kernel is built for the same architectures, so one resolves for
   // all: cudaGetFuncBySymbol fails the same way for each when this GPU's is
-  // missing. resolve() caches it, so later calls only take the lock.
+  // missing. resolve() caches it, so later calls only take the lock. (The
+  // first reset and mode family 0 has a kernel for.)
+  const void* sym = nullptr;
+  for (int r = 0; r < 3 && !sym; ++r) {
+    for (int m = 0; m < 3 && !sym; ++m) sym = symbol(false, 0, kFloat32, r, m, 1);
+  }
+  if (!sym) return "internal: no CUDA kernel for family 0";
   int prev = 0;
   const bool had = cudaGetDevice(&prev) == cudaSuccess;
   CUfunction fn = nullptr;
   int sms = 0;
-  const char* err =
-      resolve(symbol<false, 1>(kFloat32, fs::kSubtract, fs::kDelayed), device, &fn, &sms);
+  const char* err = resolve(sym, device, &fn, &sms);
   if (had && prev != device) cudaSetDevice(prev);
   return err;
 }

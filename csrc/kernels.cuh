@@ -1,0 +1,62 @@
+// The kernels: one per (family, dtype, reset, mode, neurons per thread),
+// each one line around the per-thread code of family.cuh, and the table
+// that maps runtime values to a kernel's host stub. Included once per dtype
+// (kernels_float32.cu, kernels_float16.cu, kernels_bfloat16.cu) so that the
+// build compiles the dtypes in parallel, as the CPU's kernels_<dtype>.cpp.
+// Kernels exist only for the resets and modes a family has (fs::has_reset /
+// fs::has_mode): with the four families of 02d8872, 21 (family, reset, mode)
+// per dtype and V, 252 kernels in all (forward and backward), where every
+// reset and mode of every family would be 432 (docs/cuda.md).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "../src/ops/dispatch.h"
+#include "family.cuh"
+
+namespace flashsnn::cuda {
+
+namespace {
+
+__device__ __forceinline__ int64_t global_thread() {
+  return int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+
+// The surrogate id and detach are uniform runtime values (one switch per
+// step), not template arguments: 9 times fewer kernels.
+template <class F, typename T, int RESET, int MODE, int V>
+__global__ void __launch_bounds__(kMaxBlock, min_blocks(false, V))
+    family_forward_kernel(const __grid_constant__ FwdParams p) {
+  forward_thread<F, T, RESET, MODE, V>(p, global_thread());
+}
+
+template <class F, typename T, int RESET, int MODE, int V>
+__global__ void __launch_bounds__(kMaxBlock, min_blocks(true, V))
+    family_backward_kernel(const __grid_constant__ BwdParams p) {
+  backward_thread<F, T, RESET, MODE, V>(p, global_thread());
+}
+
+}  // namespace
+
+// The host stub of the kernel for these runtime values, or null when the
+// family has no such reset or mode (or the id is unknown).
+template <typename T>
+const void* kernel_symbol(bool backward, int family, int reset, int mode, int vec) {
+  const void* sym = nullptr;
+  dispatch_family(family, [&](auto f) {
+    using F = decltype(f);
+    dispatch_family_options<F>(reset, mode, [&](auto r, auto m) {
+      constexpr int R = decltype(r)::value, M = decltype(m)::value;
+      if (backward) {
+        sym = vec == 4 ? reinterpret_cast<const void*>(&family_backward_kernel<F, T, R, M, 4>)
+                       : reinterpret_cast<const void*>(&family_backward_kernel<F, T, R, M, 1>);
+      } else {
+        sym = vec == 4 ? reinterpret_cast<const void*>(&family_forward_kernel<F, T, R, M, 4>)
+                       : reinterpret_cast<const void*>(&family_forward_kernel<F, T, R, M, 1>);
+      }
+    });
+  });
+  return sym;
+}
+
+}  // namespace flashsnn::cuda
