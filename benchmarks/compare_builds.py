@@ -23,6 +23,7 @@ import importlib.util
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def main(argv=None) -> int:
                          "ratio": new / old})
             print(f"  {m:22s} new {new:8.3f} ms  old {old:8.3f} ms  new/old {new / old:.3f}",
                   flush=True)
-    info = {"command": "python benchmarks/compare_builds.py " + " ".join(argv or []),
+    info = {"command": "python benchmarks/compare_builds.py " + " ".join(
+                argv if argv is not None else sys.argv[1:]),
             "baseline": a.baseline, "device": a.device, "mlx": mx.__version__,
             "machine": platform.platform(), "processor": platform.processor(),
             "rounds": a.rounds, "repeat": a.repeat}
