@@ -103,15 +103,15 @@ void check_suffix_inputs(const FamilyOptions& o, const mx::array& x,
   const FamilyInfo& f = o.info();
   const auto S = neuron_shape(x);
   for (size_t j = first; j < first + f.states + f.params; ++j) {
+    const bool f32 = in[j].dtype() == mx::float32, suffix = is_suffix_param(in[j], S);
+    if (f32 && suffix) continue;  // the name is built only for an error
     const bool state = j < first + f.states;
     const std::string what =
         state ? f.state_name(int(j - first)) : f.param_name(int(j - first - f.states));
-    if (in[j].dtype() != mx::float32)
-      fail(f.name, what + " must be float32 here (the Python op casts it)");
-    if (!is_suffix_param(in[j], S))
-      fail(f.name, what + " of shape " + shape_str(in[j].shape()) +
-                       " must be a scalar or match the trailing dimensions of " + shape_str(S) +
-                       " (broadcast other shapes first)" + why);
+    if (!f32) fail(f.name, what + " must be float32 here (the Python op casts it)");
+    fail(f.name, what + " of shape " + shape_str(in[j].shape()) +
+                     " must be a scalar or match the trailing dimensions of " + shape_str(S) +
+                     " (broadcast other shapes first)" + why);
   }
 }
 
