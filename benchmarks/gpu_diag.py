@@ -8,7 +8,7 @@ batch, as CUDA-event timing would): the raw extension call with and without
 saving h, with parameters made once or per call, the public op, the
 forward+backward under mx.vjp, and x*2 as the bandwidth yardstick, in MLX and
 (on a GPU) in torch and CuPy on device and managed memory. The environment
-variables override the CUDA launch shape for tuning runs (csrc/leaky.cu).
+variables override the CUDA launch shape for tuning runs (csrc/family.cu).
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """One fused Leaky forward+backward on the GPU, for Nsight Compute.
 
-    ncu -k regex:leaky --launch-skip 4 --launch-count 2 \
+    ncu -k regex:family_ --launch-skip 4 --launch-count 2 \
         --section SpeedOfLight --section MemoryWorkloadAnalysis \
         --section Occupancy --section WarpStateStats \
         python benchmarks/ncu_leaky.py [--shape 100,64,4096]

@@ -71,21 +71,30 @@ struct BwdArgs {
   unsigned dstate_rows;
 };
 
-// Constants of neurons j0 .. j0+n-1 into the block arrays cs[j * kBlock],
-// the raw parameters going through the chunk buffers `raw` (once per block).
-template <class F>
-void prepare_block(const float* const* param, const int64_t* P, int64_t j0, int64_t n,
-                   float* raw, float* cs) {
+// fn(k, raw parameters of neuron j0 + k) for k < n, the suffix arrays read
+// in runs through the chunk buffers `raw` (once per block, not per step).
+template <class F, typename Fn>
+void for_each_params(const float* const* param, const int64_t* P, int64_t j0, int64_t n,
+                     float* raw, Fn&& fn) {
   for (int64_t c = 0; c < n; c += kChunk) {
     const int64_t m = std::min(kChunk, n - c);
     for (int j = 0; j < F::kParams; ++j) load_suffix(param[j], P[j], j0 + c, raw + j * kChunk, m);
     for (int64_t k = 0; k < m; ++k) {
       fs::Vec<F::kParams> r;
       for (int j = 0; j < F::kParams; ++j) r.v[j] = raw[j * kChunk + k];
-      const auto q = F::prepare(r);
-      for (int j = 0; j < F::kConsts; ++j) cs[j * kBlock + c + k] = q.v[j];
+      fn(c + k, r);
     }
   }
+}
+
+// Constants of neurons j0 .. j0+n-1 into the block arrays cs[j * kBlock].
+template <class F>
+void prepare_block(const float* const* param, const int64_t* P, int64_t j0, int64_t n,
+                   float* raw, float* cs) {
+  for_each_params<F>(param, P, j0, n, raw, [&](int64_t k, const fs::Vec<F::kParams>& r) {
+    const auto q = F::prepare(r);
+    for (int j = 0; j < F::kConsts; ++j) cs[j * kBlock + k] = q.v[j];
+  });
 }
 
 template <class F>
@@ -250,19 +259,12 @@ FS_ROW void backward_row(const float* const* sv, const float* const* svp,
 
 // A neuron's parameter gradients from its constants' sums (F::finish).
 template <class F>
-void finish_block(const float* const* param, const int64_t* P,
-                  float* const* dparam, int64_t j0, int64_t n, float* raw,
-                  const float* gc) {
-  for (int64_t c = 0; c < n; c += kChunk) {
-    const int64_t m = std::min(kChunk, n - c);
-    for (int j = 0; j < F::kParams; ++j) load_suffix(param[j], P[j], j0 + c, raw + j * kChunk, m);
-    for (int64_t k = 0; k < m; ++k) {
-      fs::Vec<F::kParams> r;
-      for (int j = 0; j < F::kParams; ++j) r.v[j] = raw[j * kChunk + k];
-      const auto dp = F::finish(r, consts_at<F>(gc, c + k));
-      for (int j = 0; j < F::kParams; ++j) dparam[j][j0 + c + k] = dp.v[j];
-    }
-  }
+void finish_block(const float* const* param, const int64_t* P, float* const* dparam, int64_t j0,
+                  int64_t n, float* raw, const float* gc) {
+  for_each_params<F>(param, P, j0, n, raw, [&](int64_t k, const fs::Vec<F::kParams>& r) {
+    const auto dp = F::finish(r, consts_at<F>(gc, k));
+    for (int j = 0; j < F::kParams; ++j) dparam[j][j0 + k] = dp.v[j];
+  });
 }
 
 template <class F, typename T, int RESET, int MODE, bool PARAMS>

@@ -25,7 +25,7 @@ namespace fs {
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_alpha(X, NAME, F) X(NAME, F, delayed, kDelayed)
 
-struct Alpha {
+struct Alpha : SavesItsStates<3> {
   static FS_CONST int kStates = 3;   // syn_exc, syn_inh, mem
   static FS_CONST int kParams = 4;   // alpha, beta, threshold, tau
   static FS_CONST int kConsts = 4;   // alpha, beta clamped to [0, 1]; threshold; tau
@@ -70,11 +70,6 @@ struct Alpha {
     o.save = o.s;
     o.spk = u > th ? 1.0f : 0.0f;
     return o;
-  }
-
-  template <int RESET, int MODE>
-  static FS_FN Vec<3> carried(Vec<3> save, Vec<4>) {
-    return save;
   }
 
   template <int RESET, int MODE>

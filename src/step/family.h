@@ -96,6 +96,16 @@ FS_CONST int kMaxStates = 3;
 FS_CONST int kMaxParams = 4;
 FS_CONST int kMaxSaves = 3;
 
+// Base of a family whose saves are exactly its states (kSaves == kStates):
+// the states a step carried out are what it saved.
+template <int NS>
+struct SavesItsStates {
+  template <int RESET, int MODE, class C>
+  static FS_FN Vec<NS> carried(Vec<NS> save, C) {
+    return save;
+  }
+};
+
 // The spike H(u - θ) with snnTorch's strict >, and the surrogate's argument.
 FS_FN Fire fire_above(float u, float th) {
   Fire f;

@@ -18,7 +18,7 @@ namespace fs {
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_lapicque(X, NAME, F) X(NAME, F, delayed, kDelayed)
 
-struct Lapicque {
+struct Lapicque : SavesItsStates<1> {
   static FS_CONST int kStates = 1;   // mem
   static FS_CONST int kParams = 4;   // R, C, time_step, threshold
   static FS_CONST int kConsts = 5;   // R, g = 1/(R C), time_step, k = 1 - Δt/(R C), threshold
@@ -57,11 +57,6 @@ struct Lapicque {
     o.save.v[0] = u;
     o.spk = u > th ? 1.0f : 0.0f;
     return o;
-  }
-
-  template <int RESET, int MODE>
-  static FS_FN Vec<1> carried(Vec<1> save, Vec<5>) {
-    return save;
   }
 
   template <int RESET, int MODE>

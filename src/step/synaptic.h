@@ -22,7 +22,7 @@ namespace fs {
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_synaptic(X, NAME, F) X(NAME, F, delayed, kDelayed) X(NAME, F, immediate, kImmediate)
 
-struct Synaptic {
+struct Synaptic : SavesItsStates<2> {
   static FS_CONST int kStates = 2;   // syn, mem
   static FS_CONST int kParams = 3;   // alpha, beta, threshold
   static FS_CONST int kConsts = 3;   // alpha and beta clamped to [0, 1], threshold
@@ -77,11 +77,6 @@ struct Synaptic {
     o.save = o.s;
     o.spk = s;
     return o;
-  }
-
-  template <int RESET, int MODE>
-  static FS_FN Vec<2> carried(Vec<2> save, Vec<3>) {
-    return save;
   }
 
   template <int RESET, int MODE>
