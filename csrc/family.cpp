@@ -68,17 +68,15 @@ void FamilyForward::eval_gpu(const std::vector<mx::array>& inputs,
                              std::vector<mx::array>& outputs) {
   const FamilyInfo& f = opts_.info();
   auto& enc = prepare(f.name, stream(), inputs, outputs);
-  // inputs: x, state0[S], param[P]; outputs: spk, state[S], save[saves()]
+  // inputs: x, state0[S], param[P]; outputs: spk, state[O], save[saves()]
   const auto& x = inputs[0];
   cuda::FwdParams p{};
   p.x = mx::gpu_ptr<void>(x);
-  for (int k = 0; k < f.states; ++k) {
-    p.state0[k] = mx::gpu_ptr<float>(inputs[1 + k]);
-    p.state_out[k] = mx::gpu_ptr<void>(outputs[1 + k]);
-  }
+  for (int k = 0; k < f.states; ++k) p.state0[k] = mx::gpu_ptr<float>(inputs[1 + k]);
+  for (int k = 0; k < f.outputs; ++k) p.state_out[k] = mx::gpu_ptr<void>(outputs[1 + k]);
   for (int k = 0; k < f.params; ++k) p.param[k] = mx::gpu_ptr<float>(inputs[1 + f.states + k]);
   p.spk = mx::gpu_ptr<void>(outputs[0]);
-  for (int k = 0; k < opts_.saves(); ++k) p.save[k] = mx::gpu_ptr<float>(outputs[1 + f.states + k]);
+  for (int k = 0; k < opts_.saves(); ++k) p.save[k] = mx::gpu_ptr<float>(outputs[1 + f.outputs + k]);
   set_dims(p, forward_dims(opts_, inputs));
   p.mem_all = opts_.mem_all;
 
@@ -96,7 +94,7 @@ void FamilyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   const FamilyInfo& f = opts_.info();
   const Layout L = layout(opts_);
   auto& enc = prepare(f.name, stream(), inputs, outputs);
-  // inputs: save[saves()], (x), state0[S], param[P], dspk, dstate[S]
+  // inputs: save[saves()], (x), state0[S], param[P], dspk, dstate[O]
   // outputs: dx, dstate0[S], dparam[P] (src/ops/family.h, Layout)
   const auto& dspk = inputs[L.bwd_dspk()];
   cuda::BwdParams p{};
@@ -104,9 +102,9 @@ void FamilyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   p.x = L.x ? mx::gpu_ptr<void>(inputs[L.bwd_x()]) : nullptr;
   for (int k = 0; k < f.states; ++k) {
     p.state0[k] = mx::gpu_ptr<float>(inputs[L.bwd_state0() + k]);
-    p.dstate[k] = mx::gpu_ptr<void>(inputs[L.bwd_dstate() + k]);
     p.dstate0[k] = mx::gpu_ptr<float>(outputs[1 + k]);
   }
+  for (int k = 0; k < L.outputs; ++k) p.dstate[k] = mx::gpu_ptr<void>(inputs[L.bwd_dstate() + k]);
   for (int k = 0; k < f.params; ++k) {
     p.param[k] = mx::gpu_ptr<float>(inputs[L.bwd_param() + k]);
     p.dparam[k] = mx::gpu_ptr<float>(outputs[1 + f.states + k]);
@@ -116,7 +114,7 @@ void FamilyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   set_dims(p, backward_dims(opts_, inputs));
   // A row cotangent is read with a step stride of 0 (FamilyOptions).
   p.dspk_step = opts_.dspk_row ? 0 : p.N;
-  for (int k = 0; k < f.states; ++k) p.dstate_step[k] = opts_.dstate_row(k) ? 0 : p.N;
+  for (int k = 0; k < L.outputs; ++k) p.dstate_step[k] = opts_.dstate_row(k) ? 0 : p.N;
   p.mem_all = opts_.mem_all;
   p.detach = opts_.detach;
   p.g = opts_.surrogate;

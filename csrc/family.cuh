@@ -76,7 +76,7 @@ __host__ __device__ constexpr int fwd_unroll(int vec) {
 template <class F>
 __host__ __device__ constexpr int bwd_unroll(int vec) {
   const int live = 2 * F::kStates + 2 * F::kConsts + F::kSaves;
-  const int streams = F::kSaves + 1 + F::kStates + (F::kBackwardX ? 1 : 0);
+  const int streams = F::kSaves + 1 + F::kOutputStates + (F::kBackwardX ? 1 : 0);
   const int u = ((vec == 4 ? 24 : 72) - live) / streams;
   return u < 1 ? 1 : u;
 }
@@ -219,7 +219,7 @@ FS_FN void forward_steps(const FwdParams& p, int64_t i, int64_t t0, float (&st)[
     }
     if (p.mem_all) {
       FS_UNROLL
-      for (int q = 0; q < NS; ++q) store<T, V>(static_cast<T*>(p.state_out[q]) + o, st[q]);
+      for (int q = 0; q < F::kOutputStates; ++q) store<T, V>(static_cast<T*>(p.state_out[q]) + o, st[q]);
     }
   }
 }
@@ -241,7 +241,7 @@ FS_FN void forward_thread(const FwdParams& p, int64_t tid) {
   for (; t < p.T; ++t) forward_steps<F, T, RESET, MODE, V, 1>(p, i, t, st, c);
   if (!p.mem_all) {
     FS_UNROLL
-    for (int q = 0; q < F::kStates; ++q) store<T, V>(static_cast<T*>(p.state_out[q]) + i, st[q]);
+    for (int q = 0; q < F::kOutputStates; ++q) store<T, V>(static_cast<T*>(p.state_out[q]) + i, st[q]);
   }
 }
 
@@ -290,7 +290,7 @@ struct BwdState {
 // the step below a batch is carried to the next.
 template <class F, typename T, int RESET, int MODE, int V, int B>
 FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<F, V>& st) {
-  constexpr int NS = F::kStates, NV = F::saves(MODE);
+  constexpr int NS = F::kStates, NO = F::kOutputStates, NV = F::saves(MODE);
   const int64_t N = p.N;
   const int64_t o0 = t_hi * N + i;  // element of step t_hi; step t_hi - j is o0 - j * N
   // sv[j] = saves at step t_hi - j; sv[B] is the step below the batch.
@@ -298,7 +298,7 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
   // quiet about loads it cannot see always happen; no register or spill cost
   // in the device code (docs/cuda.md, compiler report).
   float sv[B + 1][NV][V] = {};
-  Packed<T, V> dvp[B] = {}, dmp[B][NS] = {}, xp[B] = {};
+  Packed<T, V> dvp[B] = {}, dmp[B][NO] = {}, xp[B] = {};
   FS_UNROLL
   for (int q = 0; q < NV; ++q) {
     FS_UNROLL
@@ -314,7 +314,7 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
     dvp[j] = load_packed<T, V>(static_cast<const T*>(p.dspk) + t * p.dspk_step + i);
     if (p.mem_all) {
       FS_UNROLL
-      for (int q = 0; q < NS; ++q) {
+      for (int q = 0; q < NO; ++q) {
         dmp[j][q] = load_packed<T, V>(static_cast<const T*>(p.dstate[q]) + t * p.dstate_step[q] + i);
       }
     }
@@ -329,13 +329,13 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
     float g[V], dv[V], dm[NS][V], xv[V] = {};
     unpack<T, V>(dvp[j], dv);
     if (F::kBackwardX) unpack<T, V>(xp[j], xv);
-    if (p.mem_all) {
-      FS_UNROLL
-      for (int q = 0; q < NS; ++q) unpack<T, V>(dmp[j][q], dm[q]);
-    } else {
-      // As the CPU loop: gu + 0 when only the last states have a cotangent.
-      FS_UNROLL
-      for (int q = 0; q < NS; ++q) {
+    // As the CPU loop: gu + 0 when only the last states have a cotangent,
+    // and for the states that have no output.
+    FS_UNROLL
+    for (int q = 0; q < NS; ++q) {
+      if (p.mem_all && q < NO) {
+        unpack<T, V>(dmp[j][q < NO ? q : 0], dm[q]);
+      } else {
         FS_UNROLL
         for (int k = 0; k < V; ++k) dm[q][k] = 0.0f;
       }
@@ -388,7 +388,7 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid) {
   prepare<F, V>(p.param, p.P_param, i, st.c);
   if (!p.mem_all) {
     FS_UNROLL
-    for (int q = 0; q < NS; ++q) load<T, V>(static_cast<const T*>(p.dstate[q]) + i, st.gu[q]);
+    for (int q = 0; q < F::kOutputStates; ++q) load<T, V>(static_cast<const T*>(p.dstate[q]) + i, st.gu[q]);
   }
   FS_UNROLL
   for (int q = 0; q < NV; ++q) load<float, V>(p.save[q] + (p.T - 1) * p.N + i, st.next[q]);

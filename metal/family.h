@@ -17,6 +17,7 @@ namespace flashsnn::metal {
 struct KernelFamily {
   const char* name;
   int states, params;
+  int outputs;   // states that are outputs (the first `outputs`)
   int saves[3];  // per fs::Mode
   bool backward_x;
   unsigned resets, modes;
@@ -24,7 +25,7 @@ struct KernelFamily {
 
 inline const KernelFamily& kernel_family(int id) {
 #define FS_KERNEL_FAMILY(ID, NAME, F)                                                \
-  {#NAME, fs::F::kStates, fs::F::kParams,                                            \
+  {#NAME, fs::F::kStates, fs::F::kParams, fs::F::kOutputStates,                     \
    {fs::F::saves(fs::kDelayed), fs::F::saves(fs::kImmediate), fs::F::saves(fs::kSameStep)}, \
    fs::F::kBackwardX, fs::F::kResets, fs::F::kModes},
   static const KernelFamily table[] = {FS_FOR_EACH_FAMILY(FS_KERNEL_FAMILY)};
@@ -52,7 +53,7 @@ struct FamilyLaunch {
   unsigned dstate_rows = 0;    // backward, mem_all: bit j, dstate j is one row
   int64_t T = 0, N = 0;
   int64_t P_state[fs::kMaxStates] = {1, 1, 1};
-  int64_t P_param[fs::kMaxParams] = {1, 1, 1, 1};
+  int64_t P_param[fs::kMaxParams] = {1, 1, 1, 1, 1, 1};
   Dtype dtype = Dtype::kFloat32;
 
   const KernelFamily& info() const { return kernel_family(family); }
@@ -92,6 +93,9 @@ inline void slot_constants(Plan& p, const FamilyLaunch& l) {
   for (int j = 0; j < fs::kMaxSaves; ++j) {
     p.constants.push_back(FunctionConstant::boolean(L::kFcSave + j, j < l.saves()));
   }
+  for (int j = 0; j < fs::kMaxStates; ++j) {
+    p.constants.push_back(FunctionConstant::boolean(L::kFcOut + j, j < f.outputs));
+  }
 }
 
 // T, N and every slot's suffix size (1 for the slots the family lacks).
@@ -108,8 +112,8 @@ inline void bind_dims(Plan& p, int index, const FamilyLaunch& l) {
 
 }  // namespace detail
 
-// FamilyForward: inputs {x, state0[S], param[P]}, outputs {spk, state[S],
-// save[saves()]}.
+// FamilyForward: inputs {x, state0[S], param[P]}, outputs {spk, state[O],
+// save[saves()]} (O: the output states).
 inline Plan family_forward_plan(const FamilyLaunch& l) {
   namespace L = fs::layout;
   const KernelFamily& f = l.info();
@@ -124,9 +128,9 @@ inline Plan family_forward_plan(const FamilyLaunch& l) {
     p.bindings.push_back(Binding::input(L::fwd_param(j), 1 + f.states + j));
   }
   p.bindings.push_back(Binding::output(L::fwd_spk(), 0));
-  for (int j = 0; j < f.states; ++j) p.bindings.push_back(Binding::output(L::fwd_state_out(j), 1 + j));
+  for (int j = 0; j < f.outputs; ++j) p.bindings.push_back(Binding::output(L::fwd_state_out(j), 1 + j));
   for (int j = 0; j < l.saves(); ++j) {
-    p.bindings.push_back(Binding::output(L::fwd_save(j), 1 + f.states + j));
+    p.bindings.push_back(Binding::output(L::fwd_save(j), 1 + f.outputs + j));
   }
   detail::bind_dims(p, L::fwd_dims(), l);
   p.grid = checked_u32(f.name, "neurons", l.N);
@@ -134,7 +138,7 @@ inline Plan family_forward_plan(const FamilyLaunch& l) {
 }
 
 // FamilyBackward: inputs {save[saves()], (x), state0[S], param[P], dspk,
-// dstate[S]}, outputs {dx, dstate0[S], dparam[P]} (the last two per-neuron
+// dstate[O]}, outputs {dx, dstate0[S], dparam[P]} (the last two per-neuron
 // partials), in Layout's order (src/ops/family.h).
 inline Plan family_backward_plan(const FamilyLaunch& l) {
   namespace L = fs::layout;
@@ -148,7 +152,7 @@ inline Plan family_backward_plan(const FamilyLaunch& l) {
                                 std::to_string(l.surrogate_id));
   }
   // A row bit only means something for a state the family has, with mem_all.
-  const unsigned rows = l.mem_all ? l.dstate_rows & ((1u << f.states) - 1u) : 0u;
+  const unsigned rows = l.mem_all ? l.dstate_rows & ((1u << f.outputs) - 1u) : 0u;
   Plan p;
   p.kernel = detail::kernel_name("bwd", l);
   p.constants = {FunctionConstant::integer(L::kFcSurrogate, l.surrogate_id),
@@ -167,7 +171,7 @@ inline Plan family_backward_plan(const FamilyLaunch& l) {
   for (int j = 0; j < f.states; ++j) p.bindings.push_back(Binding::input(L::bwd_state0(j), in++));
   for (int j = 0; j < f.params; ++j) p.bindings.push_back(Binding::input(L::bwd_param(j), in++));
   p.bindings.push_back(Binding::input(L::bwd_dspk(), in++));
-  for (int j = 0; j < f.states; ++j) p.bindings.push_back(Binding::input(L::bwd_dstate(j), in++));
+  for (int j = 0; j < f.outputs; ++j) p.bindings.push_back(Binding::input(L::bwd_dstate(j), in++));
   p.bindings.push_back(Binding::output(L::bwd_dx(), 0));
   for (int j = 0; j < f.states; ++j) p.bindings.push_back(Binding::output(L::bwd_dstate0(j), 1 + j));
   for (int j = 0; j < f.params; ++j) {

@@ -67,18 +67,19 @@ NB_MODULE(_ext, m) {
   m.def("families", [] {
     using Names = std::vector<std::string>;
     std::vector<std::tuple<std::string, Names, Names, bool, unsigned, unsigned,
-                           std::vector<int>>> out;
+                           std::vector<int>, int>> out;
     for (int id = 0; id < fs::kNumFamilies; ++id) {
       const auto& f = flashsnn::family_info(id);
       Names states, params;
       for (int k = 0; k < f.states; ++k) states.push_back(f.state_name(k));
       for (int k = 0; k < f.params; ++k) params.push_back(f.param_name(k));
       out.emplace_back(f.name, states, params, f.backward_x, f.resets, f.modes,
-                       std::vector<int>(f.saves, f.saves + 3));
+                       std::vector<int>(f.saves, f.saves + 3), f.outputs);
     }
     return out;
   }, "(name, state names, parameter names, backward reads x, reset mask, mode mask, "
-     "float32 [T, *S] arrays saved for the backward per mode) per family id.");
+     "float32 [T, *S] arrays saved for the backward per mode, output states: the first "
+     "that many states are outputs, the rest carried only) per family id.");
 
   m.def(
       "fused",

@@ -32,8 +32,8 @@
 using namespace metal;
 
 // The kernel signatures below spell out the slots of the fixed layout.
-static_assert(fs::kMaxStates == 3 && fs::kMaxParams == 4 && fs::kMaxSaves == 3,
-              "family.metal's signatures list 3 state, 4 parameter and 3 save slots");
+static_assert(fs::kMaxStates == 3 && fs::kMaxParams == 6 && fs::kMaxSaves == 3,
+              "family.metal's signatures list 3 state, 6 parameter and 3 save slots");
 
 // Function constants: one value per pipeline (MLX caches pipelines by the
 // plan's name, which carries every value). The indices are literals because
@@ -59,11 +59,17 @@ constant bool fs_param0 [[function_constant(9)]];
 constant bool fs_param1 [[function_constant(10)]];
 constant bool fs_param2 [[function_constant(11)]];
 constant bool fs_param3 [[function_constant(12)]];
+constant bool fs_param4 [[function_constant(13)]];
+constant bool fs_param5 [[function_constant(14)]];
 static_assert(fs::layout::kFcParam == 9, "family_layout.h");
-constant bool fs_save0 [[function_constant(13)]];
-constant bool fs_save1 [[function_constant(14)]];
-constant bool fs_save2 [[function_constant(15)]];
-static_assert(fs::layout::kFcSave == 13 && fs::layout::kNumFunctionConstants == 16,
+constant bool fs_save0 [[function_constant(15)]];
+constant bool fs_save1 [[function_constant(16)]];
+constant bool fs_save2 [[function_constant(17)]];
+static_assert(fs::layout::kFcSave == 15, "family_layout.h");
+constant bool fs_out0 [[function_constant(18)]];
+constant bool fs_out1 [[function_constant(19)]];
+constant bool fs_out2 [[function_constant(20)]];
+static_assert(fs::layout::kFcOut == 18 && fs::layout::kNumFunctionConstants == 21,
               "family_layout.h");
 
 // Whether save slot j is written (forward) / read (backward): j is a
@@ -116,12 +122,12 @@ void family_forward_thread(FwdBuffers<T> b, constant uint* dims, uint i) {
       if (fs_save_slot(j)) b.save[j][o] = r.save.v[j];
     }
     if (fs_mem_all) {
-      for (int j = 0; j < F::kStates; ++j) b.state_out[j][o] = static_cast<T>(r.s.v[j]);
+      for (int j = 0; j < F::kOutputStates; ++j) b.state_out[j][o] = static_cast<T>(r.s.v[j]);
     }
     st = r.s;
   }
   if (!fs_mem_all) {
-    for (int j = 0; j < F::kStates; ++j) b.state_out[j][i] = static_cast<T>(st.v[j]);
+    for (int j = 0; j < F::kOutputStates; ++j) b.state_out[j][i] = static_cast<T>(st.v[j]);
   }
 }
 
@@ -151,7 +157,8 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
   fs::Vec<F::kStates> gu;
   for (int j = 0; j < F::kStates; ++j) {
     m0.v[j] = b.state0[j][i % dims[fs::layout::dims_state(j)]];
-    gu.v[j] = fs_mem_all ? 0.0f : static_cast<float>(b.dstate[j][i]);
+    // A state with no output has no cotangent of its own.
+    gu.v[j] = fs_mem_all || j >= F::kOutputStates ? 0.0f : static_cast<float>(b.dstate[j][i]);
   }
   fs::Vec<F::kConsts> gc = {};
   fs::Vec<F::kSaves> sv = load_saves<F, MODE>(b, ulong(steps - 1) * n + i);
@@ -172,7 +179,8 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     fs::Vec<F::kStates> d;
     for (int j = 0; j < F::kStates; ++j) {
       const ulong oj = (fs_dstate_rows >> j) & 1 ? ulong(i) : o;
-      d.v[j] = gu.v[j] + (fs_mem_all ? static_cast<float>(b.dstate[j][oj]) : 0.0f);
+      d.v[j] = gu.v[j] + (fs_mem_all && j < F::kOutputStates ? static_cast<float>(b.dstate[j][oj])
+                                                              : 0.0f);
     }
     const float ds = static_cast<float>(b.dspk[fs_dspk_row ? ulong(i) : o]);
     const fs::Grad<F> r = F::template backward<RESET, MODE>(sv, prev, xv, c, ds, d, sg, fs_detach);
@@ -207,10 +215,12 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
       FS_IN(float, p1, fs::layout::fwd_param(1), fs_param1),                                 \
       FS_IN(float, p2, fs::layout::fwd_param(2), fs_param2),                                 \
       FS_IN(float, p3, fs::layout::fwd_param(3), fs_param3),                                 \
+      FS_IN(float, p4, fs::layout::fwd_param(4), fs_param4),                                 \
+      FS_IN(float, p5, fs::layout::fwd_param(5), fs_param5),                                 \
       device T* spk [[buffer(fs::layout::fwd_spk())]],                                       \
-      FS_OUT(T, o0, fs::layout::fwd_state_out(0), fs_state0),                                \
-      FS_OUT(T, o1, fs::layout::fwd_state_out(1), fs_state1),                                \
-      FS_OUT(T, o2, fs::layout::fwd_state_out(2), fs_state2),                                \
+      FS_OUT(T, o0, fs::layout::fwd_state_out(0), fs_out0),                                  \
+      FS_OUT(T, o1, fs::layout::fwd_state_out(1), fs_out1),                                  \
+      FS_OUT(T, o2, fs::layout::fwd_state_out(2), fs_out2),                                  \
       FS_OUT(float, v0, fs::layout::fwd_save(0), fs_save0),                                  \
       FS_OUT(float, v1, fs::layout::fwd_save(1), fs_save1),                                  \
       FS_OUT(float, v2, fs::layout::fwd_save(2), fs_save2),                                  \
@@ -225,10 +235,12 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     b.param[1] = FS_GATED(fs_param1, p1);                                                    \
     b.param[2] = FS_GATED(fs_param2, p2);                                                    \
     b.param[3] = FS_GATED(fs_param3, p3);                                                    \
+    b.param[4] = FS_GATED(fs_param4, p4);                                                    \
+    b.param[5] = FS_GATED(fs_param5, p5);                                                    \
     b.spk = spk;                                                                             \
-    b.state_out[0] = FS_GATED(fs_state0, o0);                                                \
-    b.state_out[1] = FS_GATED(fs_state1, o1);                                                \
-    b.state_out[2] = FS_GATED(fs_state2, o2);                                                \
+    b.state_out[0] = FS_GATED(fs_out0, o0);                                                  \
+    b.state_out[1] = FS_GATED(fs_out1, o1);                                                  \
+    b.state_out[2] = FS_GATED(fs_out2, o2);                                                  \
     b.save[0] = FS_GATED(fs_save0, v0);                                                      \
     b.save[1] = FS_GATED(fs_save1, v1);                                                      \
     b.save[2] = FS_GATED(fs_save2, v2);                                                      \
@@ -246,10 +258,12 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
       FS_IN(float, p1, fs::layout::bwd_param(1), fs_param1),                                 \
       FS_IN(float, p2, fs::layout::bwd_param(2), fs_param2),                                 \
       FS_IN(float, p3, fs::layout::bwd_param(3), fs_param3),                                 \
+      FS_IN(float, p4, fs::layout::bwd_param(4), fs_param4),                                 \
+      FS_IN(float, p5, fs::layout::bwd_param(5), fs_param5),                                 \
       const device T* dspk [[buffer(fs::layout::bwd_dspk())]],                               \
-      FS_IN(T, d0, fs::layout::bwd_dstate(0), fs_state0),                                    \
-      FS_IN(T, d1, fs::layout::bwd_dstate(1), fs_state1),                                    \
-      FS_IN(T, d2, fs::layout::bwd_dstate(2), fs_state2),                                    \
+      FS_IN(T, d0, fs::layout::bwd_dstate(0), fs_out0),                                      \
+      FS_IN(T, d1, fs::layout::bwd_dstate(1), fs_out1),                                      \
+      FS_IN(T, d2, fs::layout::bwd_dstate(2), fs_out2),                                      \
       device T* dx [[buffer(fs::layout::bwd_dx())]],                                         \
       FS_OUT(float, g0, fs::layout::bwd_dstate0(0), fs_state0),                              \
       FS_OUT(float, g1, fs::layout::bwd_dstate0(1), fs_state1),                              \
@@ -258,6 +272,8 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
       FS_OUT(float, q1, fs::layout::bwd_dparam(1), fs_param1),                               \
       FS_OUT(float, q2, fs::layout::bwd_dparam(2), fs_param2),                               \
       FS_OUT(float, q3, fs::layout::bwd_dparam(3), fs_param3),                               \
+      FS_OUT(float, q4, fs::layout::bwd_dparam(4), fs_param4),                               \
+      FS_OUT(float, q5, fs::layout::bwd_dparam(5), fs_param5),                               \
       constant uint* dims [[buffer(fs::layout::bwd_dims())]],                                \
       constant float& sa [[buffer(fs::layout::bwd_surrogate_a())]],                          \
       constant float& sb [[buffer(fs::layout::bwd_surrogate_b())]],                          \
@@ -274,10 +290,12 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     b.param[1] = FS_GATED(fs_param1, p1);                                                    \
     b.param[2] = FS_GATED(fs_param2, p2);                                                    \
     b.param[3] = FS_GATED(fs_param3, p3);                                                    \
+    b.param[4] = FS_GATED(fs_param4, p4);                                                    \
+    b.param[5] = FS_GATED(fs_param5, p5);                                                    \
     b.dspk = dspk;                                                                           \
-    b.dstate[0] = FS_GATED(fs_state0, d0);                                                   \
-    b.dstate[1] = FS_GATED(fs_state1, d1);                                                   \
-    b.dstate[2] = FS_GATED(fs_state2, d2);                                                   \
+    b.dstate[0] = FS_GATED(fs_out0, d0);                                                     \
+    b.dstate[1] = FS_GATED(fs_out1, d1);                                                     \
+    b.dstate[2] = FS_GATED(fs_out2, d2);                                                     \
     b.dx = dx;                                                                               \
     b.dstate0[0] = FS_GATED(fs_state0, g0);                                                  \
     b.dstate0[1] = FS_GATED(fs_state1, g1);                                                  \
@@ -286,6 +304,8 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     b.dparam[1] = FS_GATED(fs_param1, q1);                                                   \
     b.dparam[2] = FS_GATED(fs_param2, q2);                                                   \
     b.dparam[3] = FS_GATED(fs_param3, q3);                                                   \
+    b.dparam[4] = FS_GATED(fs_param4, q4);                                                   \
+    b.dparam[5] = FS_GATED(fs_param5, q5);                                                   \
     family_backward_thread<fs::F, T, fs::R, fs::M>(b, dims, sa, sb, i);                      \
   }
 
@@ -294,16 +314,10 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
   FS_KERNEL_PAIR(NAME, F, RN, R, MN, M, float16, half)  \
   FS_KERNEL_PAIR(NAME, F, RN, R, MN, M, bfloat16, bfloat)
 
-// Every family has every reset today (static_assert'ed below); one with
-// fewer would need a reset list like its FS_MODES_<name>.
-#define FS_MODE_KERNELS(NAME, F, MN, M)                  \
-  FS_DTYPE_KERNELS(NAME, F, subtract, kSubtract, MN, M) \
-  FS_DTYPE_KERNELS(NAME, F, zero, kZero, MN, M)         \
-  FS_DTYPE_KERNELS(NAME, F, none, kNone, MN, M)
+// Per mode, the family's resets (its FS_RESETS_<name> list).
+#define FS_MODE_KERNELS(NAME, F, MN, M) FS_RESETS_##NAME(FS_RESET_KERNELS, NAME, F, MN, M)
+#define FS_RESET_KERNELS(NAME, F, RN, R, MN, M) FS_DTYPE_KERNELS(NAME, F, RN, R, MN, M)
 
-#define FS_FAMILY_KERNELS(ID, NAME, F)                                           \
-  static_assert(fs::F::kResets == fs::kAllResets,                                \
-                #F ": family.metal instantiates every reset (see FS_MODE_KERNELS)"); \
-  FS_MODES_##NAME(FS_MODE_KERNELS, NAME, F)
+#define FS_FAMILY_KERNELS(ID, NAME, F) FS_MODES_##NAME(FS_MODE_KERNELS, NAME, F)
 
 FS_FOR_EACH_FAMILY(FS_FAMILY_KERNELS)

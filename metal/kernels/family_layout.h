@@ -8,9 +8,9 @@
 // kMaxParams parameters, kMaxSaves saved arrays... (src/step/family.h). A
 // family with fewer leaves the rest unbound; each such slot is gated by a
 // function constant, so its argument is compiled out of the pipeline. Sizes
-// travel as one `constant uint*` array: the backward's 23 arrays plus 9
-// separate sizes and 2 surrogate parameters would need 34 buffer slots, and
-// Metal has 31.
+// travel as one `constant uint*` array: the backward's 27 arrays plus 11
+// separate sizes and 2 surrogate parameters would need 40 buffer slots, and
+// Metal has 31 (the backward uses 30).
 #pragma once
 
 #include "../../src/step/family.h"
@@ -30,7 +30,9 @@ enum FunctionConstantIndex : int {
   kFcState = 6,                       // bool per state slot j: the family has state j
   kFcParam = kFcState + kMaxStates,   // bool per parameter slot j
   kFcSave = kFcParam + kMaxParams,    // bool per save slot j: written / read
-  kNumFunctionConstants = kFcSave + kMaxSaves
+  kFcOut = kFcSave + kMaxSaves,       // bool per state slot j: state j is an output
+                                      // (state_out, dstate; F::kOutputStates)
+  kNumFunctionConstants = kFcOut + kMaxStates
 };
 
 // Forward: x, state0[S], param[P] -> spk, state_out[S], save[V]; dims.

@@ -58,7 +58,8 @@ struct BwdArgs {
   const float* state0[fs::kMaxStates];
   const float* param[fs::kMaxParams];
   const T* dspk;                       // [T, N], or one row [N] when dspk_row
-  const T* dstate[fs::kMaxStates];     // [N], or [T, N] with mem_all (a row if its bit is set)
+  const T* dstate[fs::kMaxStates];     // [N], or [T, N] with mem_all (a row if its bit is set);
+                                       // output states only (F::kOutputStates)
   T* dx;
   float* dstate0[fs::kMaxStates];
   float* dparam[fs::kMaxParams];
@@ -127,12 +128,12 @@ FS_ROW void forward_row(const T* __restrict x, float* __restrict st, const float
 // fewer per element when nothing is differentiated.
 template <class F, typename T, int RESET, int MODE, bool SAVE>
 FS_CPU_CLONES void forward_range(const FwdArgs<T>& a, int64_t i0, int64_t i1) {
-  constexpr int NS = F::kStates, NV = SAVE ? F::saves(MODE) : 0;
+  constexpr int NS = F::kStates, NO = F::kOutputStates, NV = SAVE ? F::saves(MODE) : 0;
   const int64_t N = a.d.N;
   const LineGrid grid(a.x, N);
   Scratch buf(F::kParams, NS + F::kConsts, grid.state_shift(i0));
   float *st = buf.array(0), *cs = buf.array(NS);
-  OutRow<T> spk, out[NS];
+  OutRow<T> spk, out[NO];
   OutRow<float> sv[NV > 0 ? NV : 1];
   float* svc[NV > 0 ? NV : 1] = {};
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
@@ -144,7 +145,7 @@ FS_CPU_CLONES void forward_range(const FwdArgs<T>& a, int64_t i0, int64_t i1) {
       spk.start(a.spk + row);
       for (int j = 0; j < NV; ++j) sv[j].start(a.save[j] + row);
       if (a.mem_all) {
-        for (int j = 0; j < NS; ++j) out[j].start(a.state_out[j] + row);
+        for (int j = 0; j < NO; ++j) out[j].start(a.state_out[j] + row);
       }
       const int64_t lead = grid.lead(t, j0);
       for (int64_t c = 0, m = 0; c < n; c += m) {
@@ -157,7 +158,7 @@ FS_CPU_CLONES void forward_range(const FwdArgs<T>& a, int64_t i0, int64_t i1) {
         spk.write(c, m, end, a.stream);
         for (int j = 0; j < NV; ++j) sv[j].write(c, m, end, a.stream);
         if (a.mem_all) {
-          for (int j = 0; j < NS; ++j) {
+          for (int j = 0; j < NO; ++j) {
             store_row(st + j * kBlock + c, out[j].chunk(), m);
             out[j].write(c, m, end, a.stream);
           }
@@ -165,7 +166,7 @@ FS_CPU_CLONES void forward_range(const FwdArgs<T>& a, int64_t i0, int64_t i1) {
       }
     }
     if (!a.mem_all) {
-      for (int j = 0; j < NS; ++j) store_row(st + j * kBlock, a.state_out[j] + j0, n);
+      for (int j = 0; j < NO; ++j) store_row(st + j * kBlock, a.state_out[j] + j0, n);
     }
   }
   fence_streams(a.stream);
@@ -269,7 +270,7 @@ void finish_block(const float* const* param, const int64_t* P, float* const* dpa
 
 template <class F, typename T, int RESET, int MODE, bool PARAMS>
 FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
-  constexpr int NS = F::kStates, NC = F::kConsts, NV = F::saves(MODE);
+  constexpr int NS = F::kStates, NO = F::kOutputStates, NC = F::kConsts, NV = F::saves(MODE);
   const int64_t N = a.d.N;
   const LineGrid grid(a.save[0], N);
   Scratch buf(F::kParams, NS + NC + NC + NS, grid.state_shift(i0));
@@ -284,7 +285,8 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   for (int64_t j0 = i0; j0 < i1; j0 += kBlock) {
     const int64_t n = std::min(kBlock, i1 - j0);
     for (int j = 0; j < NS; ++j) {
-      if (a.mem_all) {
+      // A state with no output has no cotangent of its own.
+      if (a.mem_all || j >= NO) {
         std::fill(gu + j * kBlock, gu + j * kBlock + n, 0.0f);
       } else {
         load_row(a.dstate[j] + j0, gu + j * kBlock, n);
@@ -302,8 +304,9 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
         // A row cotangent is read at the step-0 offsets of every step.
         const T* ds = a.dspk + (a.dspk_row ? o - t * N : o);
         for (int j = 0; j < NS; ++j) {
-          dm[j] = !a.mem_all ? zeros.data()
-                             : a.dstate[j] + ((a.dstate_rows >> j) & 1u ? o - t * N : o);
+          dm[j] = !a.mem_all || j >= NO
+                      ? zeros.data()
+                      : a.dstate[j] + ((a.dstate_rows >> j) & 1u ? o - t * N : o);
         }
         for (int j = 0; j < NV; ++j) {
           sv[j] = a.save[j] + o;
@@ -313,7 +316,7 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
         if (t > 0) {
           for (int j = 0; j < NV; ++j) prefetch_row(svp[j], m * sizeof(float));
           if (!a.dspk_row) prefetch_row(ds - N, m * sizeof(T));
-          for (int j = 0; j < NS; ++j) {
+          for (int j = 0; j < NO; ++j) {
             if (a.mem_all && !((a.dstate_rows >> j) & 1u)) prefetch_row(dm[j] - N, m * sizeof(T));
           }
           if (F::kBackwardX) prefetch_row(x - N, m * sizeof(T));

@@ -39,8 +39,9 @@ void FamilyForward::eval_cpu(const std::vector<mx::array>& inputs,
     for (int j = 0; j < S; ++j) a.state0[j] = inputs[1 + j].data<float>();
     for (int j = 0; j < P; ++j) a.param[j] = inputs[1 + S + j].data<float>();
     a.spk = outputs[0].data<T>();
-    for (int j = 0; j < S; ++j) a.state_out[j] = outputs[1 + j].data<T>();
-    for (int j = 0; j < o.saves(); ++j) a.save[j] = outputs[1 + S + j].data<float>();
+    const int O = o.info().outputs;
+    for (int j = 0; j < O; ++j) a.state_out[j] = outputs[1 + j].data<T>();
+    for (int j = 0; j < o.saves(); ++j) a.save[j] = outputs[1 + O + j].data<float>();
     a.d = d;
     a.mem_all = o.mem_all;
     a.stream = cpu::use_streaming_stores(op, outputs[0].nbytes());
@@ -69,9 +70,9 @@ void FamilyBackward::eval_cpu(const std::vector<mx::array>& inputs,
     a.x = L.x ? inputs[L.bwd_x()].data<T>() : nullptr;
     for (int j = 0; j < L.states; ++j) {
       a.state0[j] = inputs[L.bwd_state0() + j].data<float>();
-      a.dstate[j] = inputs[L.bwd_dstate() + j].data<T>();
       a.dstate0[j] = outputs[1 + j].data<float>();
     }
+    for (int j = 0; j < L.outputs; ++j) a.dstate[j] = inputs[L.bwd_dstate() + j].data<T>();
     for (int j = 0; j < L.params; ++j) {
       a.param[j] = inputs[L.bwd_param() + j].data<float>();
       a.dparam[j] = outputs[1 + L.states + j].data<float>();

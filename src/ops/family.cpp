@@ -20,7 +20,8 @@ namespace {
 
 template <class F>
 constexpr FamilyInfo make_info(const char* name) {
-  return FamilyInfo{name, F::kStates, F::kParams, F::kConsts, F::kSaves, F::kBackwardX,
+  return FamilyInfo{name, F::kStates, F::kParams, F::kConsts, F::kSaves, F::kOutputStates,
+                    F::kBackwardX,
                     F::kResets, F::kModes,
                     {F::saves(fs::kDelayed), F::saves(fs::kImmediate), F::saves(fs::kSameStep)},
                     F::kStateNames, F::kParamNames};
@@ -143,11 +144,11 @@ mx::Stream op_stream(const FamilyOptions& o, mx::StreamOrDevice s) {
   return stream;
 }
 
-// All outputs of the forward primitive (spk, states, then the saves).
+// All outputs of the forward primitive (spk, output states, then the saves).
 std::vector<mx::array> forward_all(const std::vector<mx::array>& inputs, FamilyOptions opts,
                                    mx::Stream s) {
   const auto& x = inputs[0];
-  const int S = opts.info().states;
+  const int S = opts.info().outputs;
   std::vector<mx::Shape> shapes = {x.shape()};
   std::vector<mx::Dtype> dtypes = {x.dtype()};
   for (int k = 0; k < S; ++k) {
@@ -288,7 +289,7 @@ const FamilyInfo& family_info(int family) {
 
 Layout layout(const FamilyOptions& o) {
   const FamilyInfo& f = o.info();
-  return Layout{f.states, f.params, o.saves(), f.backward_x};
+  return Layout{f.states, f.params, o.saves(), f.outputs, f.backward_x};
 }
 
 FamilyDims family_dims(const FamilyOptions& o, const std::vector<mx::array>& inputs,
@@ -320,7 +321,7 @@ void check_backward_inputs(const std::vector<mx::array>& inputs, const FamilyOpt
     fail(op, "internal: the backward takes " + std::to_string(L.bwd_inputs()) + " inputs");
   const int64_t TN = inputs[0].size(), N = TN / std::max<int64_t>(inputs[0].shape(0), 1);
   bool ok = int64_t(inputs[L.bwd_dspk()].size()) == (o.dspk_row ? N : TN);
-  for (int k = 0; k < L.states; ++k) {
+  for (int k = 0; k < L.outputs; ++k) {
     const int64_t want = o.mem_all && !o.dstate_row(k) ? TN : N;
     ok = ok && int64_t(inputs[L.bwd_dstate() + k].size()) == want;
   }
@@ -353,7 +354,8 @@ std::vector<mx::array> family_forward(const mx::array& x, const std::vector<mx::
   if (x.size() == 0) {
     // T = 0 or an empty neuron shape: nothing to step.
     std::vector<mx::array> out = {mx::zeros(x.shape(), x.dtype(), stream)};
-    for (const auto& st : states) {
+    for (int k = 0; k < f.outputs; ++k) {
+      const auto& st = states[k];
       out.push_back(opts.mem_all ? mx::zeros(x.shape(), x.dtype(), stream)
                                  : mx::astype(mx::broadcast_to(st, S, stream), x.dtype(), stream));
     }
@@ -370,7 +372,7 @@ std::vector<mx::array> family_forward(const mx::array& x, const std::vector<mx::
   }
   opts.save = save != 0;
   auto outs = forward_all(inputs, opts, stream);
-  outs.erase(outs.begin() + 1 + f.states, outs.end());
+  outs.erase(outs.begin() + 1 + f.outputs, outs.end());
   return outs;
 }
 
@@ -389,11 +391,11 @@ std::vector<mx::array> FamilyForward::vjp(const std::vector<mx::array>& primals,
   const FamilyInfo& f = opts_.info();
   const auto& x = primals[0];
   FamilyOptions opts = opts_;
-  std::vector<mx::array> saved(outputs.begin() + 1 + f.states, outputs.end());
+  std::vector<mx::array> saved(outputs.begin() + 1 + f.outputs, outputs.end());
   if (!opts.save) {
     opts.save = true;
     auto again = forward_all(primals, opts, s);
-    saved.assign(again.begin() + 1 + f.states, again.end());
+    saved.assign(again.begin() + 1 + f.outputs, again.end());
   }
   // Fixed parameters (snnTorch's default) need no gradient; the CPU
   // backward then skips their accumulation.
@@ -403,13 +405,13 @@ std::vector<mx::array> FamilyForward::vjp(const std::vector<mx::array>& primals,
   // explicit mx.vjp may pass others; the kernel reads x's dtype.
   // (The saves are outputs too; MLX may pass zero cotangents for them.)
   std::vector<mx::array> cot;
-  for (int j = 0; j <= f.states; ++j) cot.push_back(mx::astype(cotangents[j], x.dtype(), s));
+  for (int j = 0; j <= f.outputs; ++j) cot.push_back(mx::astype(cotangents[j], x.dtype(), s));
   if (auto row = step_row(cot[0], s)) {
     opts.dspk_row = true;
     cot[0] = *row;
   }
   if (opts.mem_all) {
-    for (int k = 0; k < f.states; ++k) {
+    for (int k = 0; k < f.outputs; ++k) {
       if (auto row = step_row(cot[1 + k], s)) {
         opts.dstate_rows |= 1u << k;
         cot[1 + k] = *row;
@@ -447,7 +449,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> FamilyForward::vmap(
   for (size_t j = 1; j < inputs.size(); ++j) in.push_back(batch_param(inputs[j], axes[j], VS, s));
   auto outs = forward_all(in, opts_, s);
   std::vector<int> out_axes = {1};
-  for (int k = 0; k < f.states; ++k) out_axes.push_back(opts_.mem_all ? 1 : 0);
+  for (int k = 0; k < f.outputs; ++k) out_axes.push_back(opts_.mem_all ? 1 : 0);
   for (int j = 0; j < opts_.saves(); ++j) out_axes.push_back(1);
   return {outs, out_axes};
 }
@@ -459,7 +461,7 @@ std::vector<mx::Shape> FamilyForward::output_shapes(const std::vector<mx::array>
   check_suffix_inputs(opts_, inputs[0], inputs, 1, kShapeless);
   const auto& xs = inputs[0].shape();
   std::vector<mx::Shape> shapes = {xs};
-  for (int k = 0; k < f.states; ++k) shapes.push_back(opts_.mem_all ? xs : neuron_shape(inputs[0]));
+  for (int k = 0; k < f.outputs; ++k) shapes.push_back(opts_.mem_all ? xs : neuron_shape(inputs[0]));
   for (int j = 0; j < opts_.saves(); ++j) shapes.push_back(xs);
   return shapes;
 }
@@ -477,7 +479,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> FamilyBackward::vmap(
   auto ax = axes;
   const int T = inputs[0].shape(axes[0] == 0 ? 1 : 0);
   if (opts.dspk_row) raw[L.bwd_dspk()] = expand_row(raw[L.bwd_dspk()], ax[L.bwd_dspk()], T, s);
-  for (int k = 0; k < L.states; ++k) {
+  for (int k = 0; k < L.outputs; ++k) {
     const int j = L.bwd_dstate() + k;
     if (opts.dstate_row(k)) raw[j] = expand_row(raw[j], ax[j], T, s);
   }
@@ -489,7 +491,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> FamilyBackward::vmap(
   for (int j = L.bwd_state0(); j < L.bwd_dspk(); ++j)
     in.push_back(batch_param(raw[j], ax[j], VS, s));
   in.push_back(batch_at(raw[L.bwd_dspk()], ax[L.bwd_dspk()], 1, V, s));
-  for (int k = 0; k < L.states; ++k) {
+  for (int k = 0; k < L.outputs; ++k) {
     const int j = L.bwd_dstate() + k;
     in.push_back(batch_at(raw[j], ax[j], opts.mem_all ? 1 : 0, V, s));
   }

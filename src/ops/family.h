@@ -23,6 +23,7 @@ namespace mx = mlx::core;
 struct FamilyInfo {
   const char* name;  // the op's name, which tags every error
   int states, params, consts, max_saves;
+  int outputs;       // states that are outputs (the first `outputs`; kOutputStates)
   bool backward_x;
   unsigned resets, modes;
   int saves[3];      // per fs::Mode
@@ -80,22 +81,24 @@ struct FamilyDims {
 
 // The primitives' array order, for every backend:
 //  forward  inputs  x, state0[S], param[P]
-//           outputs spk, state[S] ([*S] or [T, *S]), save[saves()] ([T, *S] f32)
+//           outputs spk, state[O] ([*S] or [T, *S]), save[saves()] ([T, *S] f32)
 //  backward inputs  save[saves()], (x when backward_x), state0[S], param[P],
-//                   dspk ([T, *S], or [*S] when dspk_row), dstate[S] ([*S], or
+//                   dspk ([T, *S], or [*S] when dspk_row), dstate[O] ([*S], or
 //                   with mem_all [T, *S] unless that state's row bit is set)
+//  with S states of which the first O are outputs (FamilyInfo::outputs).
 //           outputs dx (x's dtype), then per-neuron partials (sums over T),
 //                   float32 [N / P_k, P_k]: dstate0[S], dparam[P]; the op
 //                   sums axis 0 with MLX's (deterministic) reduction.
 struct Layout {
   int states, params, saves;
+  int outputs;  // states with an output (and a cotangent): the first `outputs`
   bool x;  // the backward reads x
   int bwd_x() const { return saves; }
   int bwd_state0() const { return saves + (x ? 1 : 0); }
   int bwd_param() const { return bwd_state0() + states; }
   int bwd_dspk() const { return bwd_param() + params; }
   int bwd_dstate() const { return bwd_dspk() + 1; }
-  int bwd_inputs() const { return bwd_dstate() + states; }
+  int bwd_inputs() const { return bwd_dstate() + outputs; }
 };
 Layout layout(const FamilyOptions& o);
 

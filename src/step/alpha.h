@@ -24,9 +24,11 @@ namespace fs {
 // below is made from it, and code that instantiates per mode with the
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_alpha(X, NAME, F) X(NAME, F, delayed, kDelayed)
+#define FS_RESETS_alpha FS_RESETS_ALL
 
 struct Alpha : SavesItsStates<3> {
   static FS_CONST int kStates = 3;   // syn_exc, syn_inh, mem
+  static FS_CONST int kOutputStates = kStates;
   static FS_CONST int kParams = 4;   // alpha, beta, threshold, tau
   static FS_CONST int kConsts = 4;   // alpha, beta clamped to [0, 1]; threshold; tau
   // The states themselves. A zero reset wipes E'_t and N'_t, so the step's
@@ -34,7 +36,7 @@ struct Alpha : SavesItsStates<3> {
   static FS_CONST int kSaves = 3;
   FS_NAMES("syn_exc syn_inh mem", "alpha beta threshold tau")
   static FS_CONST bool kBackwardX = true;
-  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kResets = FS_RESETS_alpha(FS_RESET_BIT, , , , ) 0u;
   static FS_CONST unsigned kModes = FS_MODES_alpha(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int) { return 3; }

@@ -7,8 +7,11 @@
 // A family F is a struct of static members:
 //
 //   kStates   carried states (Leaky: u; Synaptic: syn, mem). Each is an
-//             initial-state input, an output ([N], or [T, N] with mem_all)
-//             and a cotangent of the backward.
+//             initial-state input and gets a gradient.
+//   kOutputStates  the first kOutputStates states are also the op's outputs
+//             ([N], or [T, N] with mem_all) and cotangents of the backward;
+//             the rest are carried only (RLeaky's spike fed back to the next
+//             step, whose history is the spike output already).
 //   kParams   parameters as the op receives them (raw, before clamps),
 //             suffix arrays read as p[i % P]; each gets a gradient.
 //   kConsts   per-neuron constants the step uses, made from the raw
@@ -93,7 +96,7 @@ struct Grad {
 // pointer tables (CUDA params, Metal buffer layout). static_assert'ed against
 // every registered family in families.h.
 FS_CONST int kMaxStates = 3;
-FS_CONST int kMaxParams = 4;
+FS_CONST int kMaxParams = 6;  // Izhikevich: a b c d threshold time_step
 FS_CONST int kMaxSaves = 3;
 
 // Base of a family whose saves are exactly its states (kSaves == kStates):
@@ -123,11 +126,16 @@ FS_FN constexpr bool has_mode(int m) {
   return (F::kModes >> m) & 1u;
 }
 
-FS_CONST unsigned kAllResets = (1u << kSubtract) | (1u << kZero) | (1u << kNone);
-
 // kModes from the family's FS_MODES_<name>(X, NAME, F) list (in its step
 // header): one bit per entry, so that the list the preprocessor expands (the
 // Metal kernels' names) and the mask the templates read cannot disagree.
 #define FS_MODE_BIT(NAME, F, MN, M) (1u << M) |
+
+// kResets likewise from the family's FS_RESETS_<name>(X, NAME, F, MN, M) list:
+// X(NAME, F, reset_name, fs::Reset, MN, M) per reset. Most families have all
+// three (`#define FS_RESETS_<name> FS_RESETS_ALL`); Izhikevich has one.
+#define FS_RESETS_ALL(X, NAME, F, MN, M) \
+  X(NAME, F, subtract, kSubtract, MN, M) X(NAME, F, zero, kZero, MN, M) X(NAME, F, none, kNone, MN, M)
+#define FS_RESET_BIT(NAME, F, RN, R, MN, M) (1u << R) |
 
 }  // namespace fs

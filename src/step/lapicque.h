@@ -17,9 +17,11 @@ namespace fs {
 // below is made from it, and code that instantiates per mode with the
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_lapicque(X, NAME, F) X(NAME, F, delayed, kDelayed)
+#define FS_RESETS_lapicque FS_RESETS_ALL
 
 struct Lapicque : SavesItsStates<1> {
   static FS_CONST int kStates = 1;   // mem
+  static FS_CONST int kOutputStates = kStates;
   static FS_CONST int kParams = 4;   // R, C, time_step, threshold
   static FS_CONST int kConsts = 5;   // R, g = 1/(R C), time_step, k = 1 - Δt/(R C), threshold
   // U_t. The zero reset wipes B_t, so the step's derivatives are
@@ -27,7 +29,7 @@ struct Lapicque : SavesItsStates<1> {
   static FS_CONST int kSaves = 1;
   FS_NAMES("mem", "R C time_step threshold")
   static FS_CONST bool kBackwardX = true;
-  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kResets = FS_RESETS_lapicque(FS_RESET_BIT, , , , ) 0u;
   static FS_CONST unsigned kModes = FS_MODES_lapicque(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int) { return 1; }

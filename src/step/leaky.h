@@ -137,15 +137,17 @@ namespace fs {
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_leaky(X, NAME, F) \
   X(NAME, F, delayed, kDelayed) X(NAME, F, immediate, kImmediate) X(NAME, F, same_step, kSameStep)
+#define FS_RESETS_leaky FS_RESETS_ALL
 
 struct Leaky {
   static FS_CONST int kStates = 1;   // u
+  static FS_CONST int kOutputStates = kStates;
   static FS_CONST int kParams = 2;   // beta, threshold
   static FS_CONST int kConsts = 2;   // beta clamped to [0, 1], threshold
   static FS_CONST int kSaves = 2;    // h, and u for kImmediate
   FS_NAMES("mem", "beta threshold")
   static FS_CONST bool kBackwardX = false;
-  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kResets = FS_RESETS_leaky(FS_RESET_BIT, , , , ) 0u;
   static FS_CONST unsigned kModes = FS_MODES_leaky(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int mode) { return mode == kImmediate ? 2 : 1; }

@@ -21,9 +21,11 @@ namespace fs {
 // below is made from it, and code that instantiates per mode with the
 // preprocessor (the Metal kernels, whose names carry the mode) expands it.
 #define FS_MODES_synaptic(X, NAME, F) X(NAME, F, delayed, kDelayed) X(NAME, F, immediate, kImmediate)
+#define FS_RESETS_synaptic FS_RESETS_ALL
 
 struct Synaptic : SavesItsStates<2> {
   static FS_CONST int kStates = 2;   // syn, mem
+  static FS_CONST int kOutputStates = kStates;
   static FS_CONST int kParams = 3;   // alpha, beta, threshold
   static FS_CONST int kConsts = 3;   // alpha and beta clamped to [0, 1], threshold
   // I_t and U_t: the states themselves. h_t (different from U_t only for
@@ -31,7 +33,7 @@ struct Synaptic : SavesItsStates<2> {
   static FS_CONST int kSaves = 2;
   FS_NAMES("syn mem", "alpha beta threshold")
   static FS_CONST bool kBackwardX = false;
-  static FS_CONST unsigned kResets = kAllResets;
+  static FS_CONST unsigned kResets = FS_RESETS_synaptic(FS_RESET_BIT, , , , ) 0u;
   static FS_CONST unsigned kModes = FS_MODES_synaptic(FS_MODE_BIT, , ) 0u;
 
   static FS_FN constexpr int saves(int) { return 2; }
@@ -92,10 +94,18 @@ struct Synaptic : SavesItsStates<2> {
 
   template <int RESET, int MODE>
   static FS_FN Grad<Synaptic> backward(Vec<2> save, Vec<2> prev, float, Vec<3> c, float dspk,
-                                       Vec<2> dstate, float sg, bool) {
+                                       Vec<2> dstate, float sg, bool detach) {
+    return backward_from_h<RESET, MODE>(pre_reset<RESET, MODE>(save, prev, c), prev, c, dspk,
+                                        dstate, sg, detach);
+  }
+
+  // The step's backward given h_t, the membrane before any same-step reset
+  // (RSynaptic saves it; Synaptic recomputes it). dx is dL/dI_t.
+  template <int RESET, int MODE>
+  static FS_FN Grad<Synaptic> backward_from_h(float h, Vec<2> prev, Vec<3> c, float dspk,
+                                              Vec<2> dstate, float sg, bool) {
     const float th = c.v[2];
     const float r = delayed_reset(prev.v[1], th);
-    const float h = pre_reset<RESET, MODE>(save, prev, c);
     const float s = h > th ? 1.0f : 0.0f;
     const float gu = dstate.v[1];
     // U_t = post(h, S, R): its partials (snnTorch keeps S's surrogate

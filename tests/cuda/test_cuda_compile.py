@@ -60,7 +60,7 @@ def expected_kernels() -> set[tuple[str, str, str, int, int, int]]:
     (the extension's table), 3 dtypes, V = 1 and 4, forward and backward."""
     ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
     want = set()
-    for name, _, _, _, rmask, mmask, _ in ext.families():
+    for name, _, _, _, rmask, mmask, _, _ in ext.families():
         trait = TRAITS[name]
         want |= {(k, trait, t, r, m, v) for k in ("forward", "backward") for t in DTYPES
                  for r in range(3) for m in range(3) for v in (1, 4)

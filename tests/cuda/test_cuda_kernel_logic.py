@@ -55,7 +55,7 @@ EXP_SURROGATES = {"sigmoid", "spike_rate_escape"}
 SHAPES = {1: (1, 1), 31: (1, 31), 33: (3, 11), 500: (5, 100), 512: (4, 128)}
 
 # The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask).
-CXX = {name: (s, p, bx, rm, mm) for name, s, p, bx, rm, mm, _ in ext.families()}
+CXX = {name: (s, p, bx, rm, mm) for name, s, p, bx, rm, mm, _, _ in ext.families()}
 
 
 def combos():

@@ -170,7 +170,7 @@ def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None =
     return Emulator(lib)
 
 
-MAX_STATES, MAX_PARAMS = 3, 4  # fs::kMaxStates, fs::kMaxParams (src/step/family.h)
+MAX_STATES, MAX_PARAMS = 3, 6  # fs::kMaxStates, fs::kMaxParams (src/step/family.h)
 
 
 class Launch(ctypes.Structure):

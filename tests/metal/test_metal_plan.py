@@ -75,7 +75,7 @@ def test_family_table_matches_the_extension(emu):
         assert k["params"] == len(fam.params) + len(fam.derived), fam.name
         assert sorted(m for m in range(3) if k["modes"] >> m & 1) == sorted(fam.modes), fam.name
         if fam.name in ext:
-            _, states, params, bx, resets, modes, _ = ext[fam.name]
+            _, states, params, bx, resets, modes, _, _ = ext[fam.name]
             assert (len(states), len(params), bool(bx), resets, modes) == \
                 (k["states"], k["params"], bool(k["backward_x"]), k["resets"], k["modes"]), fam.name
 

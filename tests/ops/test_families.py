@@ -113,11 +113,12 @@ def test_table_matches_the_extension():
     the same id order, with the same states and parameters."""
     ext = fs._backend.ext.families()
     assert [f[0] for f in ext] == [f.name for f in sorted(FAMILIES.values(), key=lambda f: f.id)]
-    for name, states, params, _, resets, modes, saves in ext:
+    for name, states, params, _, resets, modes, saves, outputs in ext:
         fam = FAMILIES[name]
         assert tuple(states) == fam.states, name
+        assert outputs == fam.n_outputs, name
         assert tuple(params) == fam.params + tuple(n for n, _ in fam.derived), name
-        assert resets == 0b111, name
+        assert resets == sum(1 << RESETS[r] for r in fam.resets), name
         assert modes == sum(1 << m for m in fam.modes), name
         assert all(1 <= saves[m] <= 3 for m in fam.modes), name
 

@@ -352,23 +352,24 @@ def floor_bytes(case: Case, pas: str) -> int | None:
     """Bytes a pass of the family must move at least, from the extension's
     own counts (``_ext.families()``); None without the extension.
 
-    Forward (inference): read x, write the spikes and each state's last
-    value. Forward+backward: the forward also writes its saves (float32
+    Forward (inference): read x, write the spikes and each output state's
+    last value. Forward+backward: the forward also writes its saves (float32
     [T, B, N] planes, as many as the kernel's delayed mode keeps: the bench
     runs each op's defaults, which are that mode); the backward reads them,
     x again where the family's backward needs it, the spike cotangent and
-    one [B, N] cotangent per state, and writes dx."""
+    one [B, N] cotangent per output state, and writes dx. (A carried-only
+    state, RLeaky's fed-back spike, moves no [T, B, N] bytes of its own.)"""
     if ext is None:
         return None
     fam = FAMILIES[case.family]
-    _, states, _, reads_x, _, _, saves = ext.families()[fam.id]
+    _, _, _, reads_x, _, _, saves, outputs = ext.families()[fam.id]
     e = 4 if case.dtype == "float32" else 2
     plane, state = case.T * case.B * case.N, case.B * case.N
-    fwd = plane * e + plane * e + len(states) * state * e
+    fwd = plane * e + plane * e + outputs * state * e
     if pas == "fwd":
         return fwd
     saved = saves[DELAYED] * plane * 4
-    bwd = saved + (plane * e if reads_x else 0) + plane * e + len(states) * state * e + plane * e
+    bwd = saved + (plane * e if reads_x else 0) + plane * e + outputs * state * e + plane * e
     return fwd + saved + bwd
 
 

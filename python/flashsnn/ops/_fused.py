@@ -10,7 +10,7 @@ import mlx.core as mx
 
 from .. import _backend
 from . import _checks
-from ._table import FAMILIES, RESETS, Family
+from ._table import FAMILIES, Family
 
 # No initial state: a scalar 0 that the kernels broadcast (no [*S] zeros to
 # write and read, and shapeless mx.compile stays shape-free), made once:
@@ -20,19 +20,32 @@ _NO_STATE = mx.array(0.0, dtype=mx.float32)
 
 def dispatch(op: str, backend: str, a) -> tuple[mx.array, ...]:
     """``backend`` resolved for ``a``: the fused kernel, or the reference."""
-    if not _checks.use_fused(op, backend, _checks.kernel_reason(a.spike_grad)):
+    fam = FAMILIES[op]
+    why_not = fam.reason(a) or _checks.kernel_reason(a.spike_grad)
+    if not _checks.use_fused(op, backend, why_not):
         return importlib.import_module(f"..reference.{op}", __package__).run(a)
-    return run(FAMILIES[op], a)
+    return run(fam, a)
+
+
+def initial_states(fam: Family, a) -> list[mx.array]:
+    """The kernel's initial states: each Args field, a scalar 0 for None,
+    or what the family makes in MLX (``Family.initial``)."""
+    out = []
+    for name in fam.states:
+        make = fam.initial.get(name)
+        s = make(a) if make is not None else getattr(a, name)
+        out.append(_NO_STATE if s is None else s)
+    return out
 
 
 def run(fam: Family, a) -> tuple[mx.array, ...]:
-    """``(spk, *states)`` from the fused kernel."""
-    states = [_NO_STATE if (s := getattr(a, name)) is None else s for name in fam.states]
+    """``(spk, *output states)`` from the fused kernel."""
+    states = initial_states(fam, a)
     # A float parameter is a scalar, already in the kernels' form; only
     # arrays need S (a.S and suffix_param took 0.45 us per parameter).
     params = [p if p.ndim == 0 else _checks.suffix_param(p, a.S) for p in fam.kernel_params(a)]
     g = a.spike_grad
     return tuple(_backend.ext.fused(
-        fam.id, a.x, states, params, reset=RESETS[a.reset], mode=fam.mode(a),
+        fam.id, a.x, states, params, reset=fam.reset_id(a), mode=fam.mode(a),
         detach=getattr(a, "detach", False), surrogate_id=g.kernel_id, surrogate_a=g.a,
         surrogate_b=g.b, mem_all=a.mem_all))

@@ -39,12 +39,51 @@ def _alpha_tau(a) -> mx.array:
     return log_a / (mx.log(beta) - log_a) + 1
 
 
+def _rleaky_reason(a) -> str | None:
+    if a.recurrent is not None:
+        return ("recurrent is a callable (all-to-all or convolutional feedback): the step "
+                "is no longer elementwise, so it runs on the reference path; one-to-one "
+                "feedback (V) is fused")
+    return None
+
+
+def _alif_spk(a) -> mx.array:
+    # The spike entering step 0, P_1 = spike_grad(mem - threshold - b*adapt),
+    # computed as the reference does (with the surrogate's gradient), so that
+    # the kernel's fed-back spike carries its gradient to these inputs.
+    from ..surrogate import fire
+    mem = _ZERO if a.mem is None else a.mem
+    adapt = _ZERO if a.adapt is None else a.adapt
+    return fire(a.spike_grad, mem - a.threshold - a.b * adapt)
+
+
+def _izhikevich_mem(a) -> mx.array:
+    return _V_REST if a.mem is None else a.mem
+
+
+def _izhikevich_u(a) -> mx.array:
+    # The paper's u = b*v (the reference's expression) when u is None.
+    return a.b * _izhikevich_mem(a) if a.u is None else a.u
+
+
+_ZERO = mx.array(0.0, dtype=mx.float32)
+_V_REST = mx.array(-65.0, dtype=mx.float32)  # flashsnn.ops.izhikevich.V_REST
+
+
 @dataclass(frozen=True)
 class Family:
     name: str                       # the op, flashsnn.ops.<name>
     id: int                         # fs::FamilyId
-    states: tuple[str, ...]         # Args fields of the initial states, kernel order
+    states: tuple[str, ...]         # Args fields of the initial states, kernel order;
+                                    # the first `outputs` are the op's state outputs
     params: tuple[str, ...]         # Args fields of the parameters, kernel order
+    outputs: int | None = None      # state outputs (None: all); the rest are carried only
+    resets: tuple[str, ...] = tuple(RESETS)   # the reset mechanisms the op takes
+    # Initial states the op makes in MLX (a state field -> fn(Args)) instead
+    # of reading the Args field (None there is a scalar 0 for the kernel).
+    initial: dict = field(default_factory=dict)
+    # Why the kernel does not apply to these arguments (None: it does).
+    reason: Callable = lambda a: None
     mode: Callable = lambda a: DELAYED        # Args -> fs::Mode
     modes: tuple[int, ...] = (DELAYED,)       # the modes the kernel has
     derived: tuple[tuple[str, Callable], ...] = ()  # parameters made in MLX, after `params`
@@ -53,6 +92,13 @@ class Family:
     sample: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # option name -> the values to test
     bench: dict = field(default_factory=dict)    # scalar parameters flashsnn bench runs with
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.states) if self.outputs is None else self.outputs
+
+    def reset_id(self, a) -> int:
+        return RESETS[a.reset] if len(self.resets) > 1 else RESETS[self.resets[0]]
 
     def kernel_params(self, a) -> list[mx.array]:
         return [getattr(a, p) for p in self.params] + [f(a) for _, f in self.derived]
@@ -78,6 +124,30 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            sample={"R": (2.0, 8.0), "C": (0.5, 2.0), "time_step": (0.5, 1.0),
                    "threshold": (0.5, 1.5)},
            bench={"R": 5.0, "C": 1.0, "time_step": 1.0, "threshold": 1.0}),
+    Family("rleaky", 4, states=("mem", "spk"), outputs=1, params=("beta", "V", "threshold"),
+           mode=_delay_mode, modes=(DELAYED, IMMEDIATE), reason=_rleaky_reason,
+           sample={"beta": (0.5, 0.98), "V": (-0.5, 0.5), "threshold": (0.5, 1.5)},
+           options={"reset_delay": (True, False)},
+           bench={"beta": 0.9, "V": 0.5, "threshold": 1.0}),
+    Family("rsynaptic", 5, states=("syn", "mem", "spk"), outputs=2,
+           params=("alpha", "beta", "V", "threshold"), mode=_delay_mode,
+           modes=(DELAYED, IMMEDIATE), reason=_rleaky_reason,
+           sample={"alpha": (0.3, 0.95), "beta": (0.5, 0.98), "V": (-0.5, 0.5),
+                   "threshold": (0.5, 1.5)},
+           options={"reset_delay": (True, False)},
+           bench={"alpha": 0.8, "beta": 0.9, "V": 0.5, "threshold": 1.0}),
+    Family("alif", 6, states=("mem", "adapt", "spk"), outputs=2,
+           params=("beta", "threshold", "rho", "b"), initial={"spk": _alif_spk},
+           sample={"beta": (0.5, 0.98), "threshold": (0.5, 1.5), "rho": (0.8, 0.99),
+                   "b": (0.0, 0.5)},
+           bench={"beta": 0.9, "threshold": 1.0, "rho": 0.95, "b": 0.1}),
+    Family("izhikevich", 7, states=("mem", "u"), params=("a", "b", "c", "d", "threshold",
+                                                         "time_step"),
+           resets=("subtract",), initial={"mem": _izhikevich_mem, "u": _izhikevich_u},
+           sample={"a": (0.02, 0.1), "b": (0.2, 0.26), "c": (-65.0, -50.0), "d": (2.0, 8.0),
+                   "threshold": (25.0, 35.0), "time_step": (0.25, 0.5)},
+           bench={"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0, "threshold": 30.0,
+                  "time_step": 0.5}),
 )}
 
 BY_ID = {f.id: f for f in FAMILIES.values()}

@@ -2,10 +2,8 @@
 
 snnTorch has no ALIF; this one is Leaky (snnTorch's convention: delayed,
 detached reset) with a threshold raised by a decaying trace of the neuron's
-own spikes. Equations: ``python/flashsnn/ops/README.md`` (ALIF). No fused
-kernel yet: ``backend="auto"`` runs the pure-MLX reference
-(``flashsnn.reference.alif``), so a kernel can slot in here later without
-touching the layer.
+own spikes. Equations: ``python/flashsnn/ops/README.md`` (ALIF). Fused:
+``src/step/alif.h``; the pure-MLX reference is ``flashsnn.reference.alif``.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 
 OP = "alif"
 
@@ -72,8 +70,9 @@ def alif(x: mx.array, mem: mx.array | None = None, adapt: mx.array | None = None
             ``f(v) -> spikes``.
         output_mem: ``"last"`` returns the final ``mem`` and ``adapt``
             ``[*S]``; ``"all"`` returns both after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, mem, adapt)``: spikes ``[T, *S]`` and the states, in x's
@@ -87,4 +86,4 @@ def alif(x: mx.array, mem: mx.array | None = None, adapt: mx.array | None = None
     """
     a = check_args(x, mem, adapt, beta, threshold, rho, b, reset_mechanism, spike_grad,
                    output_mem)
-    return _family.run_reference(OP, backend, a)
+    return _fused.dispatch(OP, backend, a)

@@ -4,8 +4,8 @@ snnTorch has no Izhikevich neuron. This one is the paper's model and its
 integration scheme (two half steps for ``v``, then ``u``), with the reset
 applied in the step after the spike, as in the paper's own simulation loop
 and in snnTorch's convention. Equations: ``python/flashsnn/ops/README.md``
-(Izhikevich). No fused kernel yet: ``backend="auto"`` runs the pure-MLX
-reference (``flashsnn.reference.izhikevich``).
+(Izhikevich). Fused: ``src/step/izhikevich.h``; the pure-MLX reference is
+``flashsnn.reference.izhikevich``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 
 OP = "izhikevich"
 # (a, b, c, d) from Izhikevich (2003), Fig. 2: regular spiking, intrinsically
@@ -87,8 +87,9 @@ def izhikevich(x: mx.array, mem: mx.array | None = None, u: mx.array | None = No
             ``f(v) -> spikes`` (evaluated on ``v - threshold``).
         output_mem: ``"last"`` returns the final ``mem`` and ``u`` ``[*S]``;
             ``"all"`` returns both after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, mem, u)``: spikes ``[T, *S]`` and the states, in x's dtype.
@@ -101,4 +102,4 @@ def izhikevich(x: mx.array, mem: mx.array | None = None, u: mx.array | None = No
     """
     args = check_args(x, mem, u, a, b, c, d, threshold, time_step, spike_grad,
                       output_mem)
-    return _family.run_reference(OP, backend, args)
+    return _fused.dispatch(OP, backend, args)

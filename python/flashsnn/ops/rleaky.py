@@ -1,10 +1,10 @@
 """The recurrent Leaky neuron (snnTorch's ``RLeaky``) over a whole sequence.
 
-Equations: ``python/flashsnn/ops/README.md`` (RLeaky). No fused kernel yet:
-``backend="auto"`` runs the pure-MLX reference (``flashsnn.reference.rleaky``),
-so a kernel can slot in here later without touching the layers. The feedback
-is either one-to-one (``V``, elementwise: kernel-friendly) or any callable
-``recurrent(spk) -> current`` (an ``mlx.nn.Linear`` or ``Conv2d``).
+Equations: ``python/flashsnn/ops/README.md`` (RLeaky). The feedback is either
+one-to-one (``V``, elementwise: fused, ``src/step/rleaky.h``) or any callable
+``recurrent(spk) -> current`` (an ``mlx.nn.Linear`` or ``Conv2d``), which is
+no longer elementwise and runs the pure-MLX reference
+(``flashsnn.reference.rleaky``); ``backend="fused"`` says so.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 
 OP = "rleaky"
 
@@ -96,8 +96,9 @@ def rleaky(x: mx.array, spk: mx.array | None = None, mem: mx.array | None = None
             ``f(v) -> spikes``.
         output_mem: ``"last"`` returns the final membrane ``[*S]``,
             ``"all"`` the membrane after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, mem)``: spikes ``[T, *S]`` (``spk[-1]`` is the next call's
@@ -110,4 +111,4 @@ def rleaky(x: mx.array, spk: mx.array | None = None, mem: mx.array | None = None
     """
     a = check_args(x, spk, mem, beta, V, recurrent, threshold, reset_mechanism,
                    reset_delay, spike_grad, output_mem)
-    return _family.run_reference(OP, backend, a)
+    return _fused.dispatch(OP, backend, a)

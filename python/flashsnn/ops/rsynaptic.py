@@ -1,9 +1,9 @@
 """The recurrent synaptic neuron (snnTorch's ``RSynaptic``) over a whole sequence.
 
-Equations: ``python/flashsnn/ops/README.md`` (RSynaptic). No fused kernel yet:
-``backend="auto"`` runs the pure-MLX reference (``flashsnn.reference.rsynaptic``),
-so a kernel can slot in here later without touching the layers. Feedback as
-in :func:`flashsnn.ops.rleaky`: one-to-one ``V`` or a callable ``recurrent``.
+Equations: ``python/flashsnn/ops/README.md`` (RSynaptic). Feedback as in
+:func:`flashsnn.ops.rleaky`: one-to-one ``V`` is fused (``src/step/rsynaptic.h``);
+a callable ``recurrent`` runs the pure-MLX reference
+(``flashsnn.reference.rsynaptic``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 import mlx.core as mx
 
 from .. import surrogate as _surrogate
-from . import _checks, _family
+from . import _checks, _family, _fused
 from .rleaky import recurrent_arg
 
 OP = "rsynaptic"
@@ -87,8 +87,9 @@ def rsynaptic(x: mx.array, spk: mx.array | None = None, syn: mx.array | None = N
             ``f(v) -> spikes``.
         output_mem: ``"last"`` returns the final ``syn`` and ``mem``
             ``[*S]``; ``"all"`` returns both after every step ``[T, *S]``.
-        backend: ``"auto"`` or ``"reference"`` (the pure-MLX loop);
-            ``"fused"`` raises: no kernel exists for this family yet.
+        backend: ``"auto"`` (the fused kernel where one exists for this
+            device and these options, else the reference), ``"fused"`` (an
+            error where none exists) or ``"reference"`` (pure MLX).
 
     Returns:
         ``(spk, syn, mem)``: spikes ``[T, *S]`` (``spk[-1]`` is the next
@@ -101,4 +102,4 @@ def rsynaptic(x: mx.array, spk: mx.array | None = None, syn: mx.array | None = N
     """
     a = check_args(x, spk, syn, mem, alpha, beta, V, recurrent, threshold,
                    reset_mechanism, reset_delay, spike_grad, output_mem)
-    return _family.run_reference(OP, backend, a)
+    return _fused.dispatch(OP, backend, a)
