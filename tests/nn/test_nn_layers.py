@@ -307,7 +307,9 @@ def test_leaky_layer_runs_the_kernel_and_it_matches_the_reference():
         np.testing.assert_array_equal(np.array(u), np.array(v))
 
 
-@pytest.mark.parametrize("name", ["Synaptic", "Alpha", "Lapicque"])
+@pytest.mark.skipif(not FUSED, reason=f"no fused kernel: {fs.fused_unavailable_reason()}")
+@pytest.mark.parametrize("name", ["Synaptic", "Alpha", "Lapicque", "RLeaky", "RSynaptic", "ALIF",
+                                  "Izhikevich"])
 def test_fused_families_run_their_kernel_from_the_layer(name):
     """backend="fused" reaches the kernel through .sequence() (same values as
     the reference; tests/ops/test_families.py compares them in depth)."""
@@ -318,10 +320,13 @@ def test_fused_families_run_their_kernel_from_the_layer(name):
         np.testing.assert_array_equal(np.array(u), np.array(v))
 
 
-@pytest.mark.parametrize("name", ["RLeaky", "RSynaptic", "ALIF", "Izhikevich"])
-def test_families_without_a_kernel_say_so(name):
-    layer = ALL_FAMILIES[name](backend="fused")
-    with pytest.raises(RuntimeError, match=r"no fused kernel exists for \w+ yet"):
+@pytest.mark.parametrize("name", ["RLeaky", "RSynaptic"])
+def test_all_to_all_feedback_under_fused_says_why(name):
+    """A Linear's feedback is not elementwise: no kernel, and backend="fused"
+    says so (backend="auto" runs the reference)."""
+    kw = dict(alpha=0.6) if name == "RSynaptic" else {}
+    layer = getattr(fs.nn, name)(beta=0.8, linear_features=5, backend="fused", **kw)
+    with pytest.raises(RuntimeError, match=r"no fused kernel applies: recurrent is a callable"):
         layer.sequence(drive(name, T=3))
 
 

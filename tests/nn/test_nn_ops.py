@@ -2,8 +2,8 @@
 lapicque, rleaky, rsynaptic, alif, izhikevich), checked once for all of them:
 backend handling, output_mem, T = 0, dtypes, one T-step call == T chained
 one-step calls (values and gradients), broadcast parameters, argument errors.
-The fused families (flashsnn.ops._table) run it twice: as the op runs by
-default (the fused kernel) and as "<name>@reference" on the pure-MLX path.
+Every family runs it twice: as the op runs by default (the fused kernel) and
+as "<name>@reference" on the pure-MLX path.
 Family-specific cases live in tests/ops/test_<family>.py."""
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ for _name in [n for n in FAMILIES if n in FUSED]:
     FAMILIES[f"{_name}@reference"] = (functools.partial(_op, backend="reference"), *_rest)
 NAMES = list(FAMILIES)
 SPK_STATE = {"rleaky", "rsynaptic"}  # the op returns spk [T] as its first state
+SPK_STATE |= {f"{n}@reference" for n in SPK_STATE}
 
 
 def data(name, T, S, seed=0):
@@ -63,7 +64,7 @@ def data(name, T, S, seed=0):
     init = [mx.random.normal(S, key=k[2 + i]) * 0.5 for i in range(len(states))]
     if name in SPK_STATE:
         init[0] = (init[0] > 0).astype(mx.float32)
-    if name == "izhikevich":
+    if name.startswith("izhikevich"):
         init = [init[0] * 10 - 65.0, init[1] * 2 - 13.0]
     return x, init
 
@@ -73,13 +74,18 @@ def split(name, out):
     return list(out) if name in SPK_STATE else list(out[1:])
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in FUSED and "@" not in n])
-def test_fused_backend_raises_and_auto_is_the_reference(name):
+@pytest.mark.parametrize("name", ["rleaky", "rsynaptic"])
+def test_callable_feedback_under_fused_raises_and_auto_is_the_reference(name):
+    """All-to-all feedback (a recurrent callable) has no kernel: "fused"
+    says why, "auto" is the reference exactly, values and gradients."""
+    import mlx.nn as nn
     op, ref, _, params, _ = FAMILIES[name]
     x, init = data(name, 9, (2, 5))
     kw = params(5, True)
+    del kw["V"]
+    kw["recurrent"] = nn.Linear(5, 5)
     with pytest.raises(RuntimeError, match=rf"\[{name}\] backend='fused' but no fused kernel "
-                                           rf"applies: no fused kernel exists for {name} yet"):
+                                           r"applies: recurrent is a callable"):
         op(x, *init, **kw, backend="fused")
 
     def loss(fn, x_, init_):
@@ -159,7 +165,7 @@ def test_output_mem_and_empty_sequences(name):
     assert all(a.shape == (0, 2, 3) for a in op(mx.zeros((0, 2, 3)), **kw, output_mem="all"))
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "izhikevich"])
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("izhikevich")])
 def test_no_state_means_zeros(name):
     op, _, states, params, _ = FAMILIES[name]
     x, _ = data(name, 8, (2, 4))
@@ -229,7 +235,7 @@ def test_argument_errors(name):
         op(x, **{**kw, name0: mx.zeros((5,))})
     with pytest.raises(TypeError, match=tag + r" spike_grad must be"):
         op(x, **kw, spike_grad=3)
-    if name != "izhikevich":
+    if not name.startswith("izhikevich"):
         with pytest.raises(ValueError, match=tag + r" unknown reset_mechanism 'hard'; valid: "
                                                    r"'subtract', 'zero', 'none'"):
             op(x, **kw, reset_mechanism="hard")
@@ -243,7 +249,7 @@ def test_user_callable_surrogate_runs(name):
     kw = params(3, False)
     a = op(x, *init, **kw, spike_grad=lambda v: (v > 0).astype(v.dtype))
     b = op(x, *init, **kw, spike_grad=fs.surrogate.straight_through())
-    if name == "izhikevich":  # the callable fires on v > 0, the surrogate on v >= 0
+    if name.startswith("izhikevich"):  # the callable fires on v > 0, the surrogate on v >= 0
         return
     for u, v in zip(a, b):
         np.testing.assert_array_equal(np.array(u), np.array(v))

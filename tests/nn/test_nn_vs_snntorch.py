@@ -305,7 +305,12 @@ def copy_linear(ours_linear, their_linear):
     ours_linear.bias = mx.array(their_linear.bias.detach().numpy())
 
 
-def rleaky_pair(rng, N, per_neuron, surrogate, all_to_all, **kw):
+# One-to-one feedback on both backends; all-to-all (a Linear) has no kernel.
+FEEDBACK_CASES = [(False, b) for b in BACKENDS] + [(True, "auto")]
+FEEDBACK_IDS = [f"one_to_one-{b}" for b in BACKENDS] + ["linear"]
+
+
+def rleaky_pair(rng, N, per_neuron, surrogate, all_to_all, backend="auto", **kw):
     beta = param(rng, per_neuron, N, 0.5, 1.0, 0.8)
     th = param(rng, per_neuron, N, 0.8, 1.2, 1.0)
     V = param(rng, per_neuron, N, -0.5, 0.5, 0.3)
@@ -324,18 +329,19 @@ def rleaky_pair(rng, N, per_neuron, surrogate, all_to_all, **kw):
         theirs = snn.RLeaky(beta=tt(beta), V=tt(V), all_to_all=False, spike_grad=their_sg,
                             **{**common, "threshold": tt(th)})
         ours = fs.nn.RLeaky(beta=mx.array(beta), V=mx.array(V), all_to_all=False,
-                            spike_grad=ours_sg, **{**common, "threshold": mx.array(th)})
+                            spike_grad=ours_sg, backend=backend,
+                            **{**common, "threshold": mx.array(th)})
         rec = {"V": theirs.V}
     return ours, theirs, {"beta": theirs.beta, "threshold": theirs.threshold, **rec}
 
 
-@pytest.mark.parametrize("all_to_all", [False, True], ids=["one_to_one", "linear"])
+@pytest.mark.parametrize("all_to_all,backend", FEEDBACK_CASES, ids=FEEDBACK_IDS)
 @pytest.mark.parametrize("surrogate,per_neuron", VARIANTS[:6], ids=VARIANT_IDS[:6])
 @pytest.mark.parametrize("reset_delay", [True, False])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_rleaky(reset, reset_delay, surrogate, per_neuron, all_to_all):
+def test_rleaky(reset, reset_delay, surrogate, per_neuron, all_to_all, backend):
     rng = rng_for("rleaky", reset, reset_delay, surrogate, per_neuron, all_to_all)
-    ours, theirs, tp = rleaky_pair(rng, 9, per_neuron, surrogate, all_to_all,
+    ours, theirs, tp = rleaky_pair(rng, 9, per_neuron, surrogate, all_to_all, backend,
                                    reset_mechanism=reset, reset_delay=reset_delay)
     x, init = inputs(rng, 25, (3, 9), 2, scale=0.6, shift=0.3)
     init[0] = (init[0] > 0).astype(np.float32)  # the initial state is a spike train
@@ -343,7 +349,7 @@ def test_rleaky(reset, reset_delay, surrogate, per_neuron, all_to_all):
             spk_state=True, exact_states=not all_to_all, matmul=all_to_all)
 
 
-def rsynaptic_pair(rng, N, per_neuron, surrogate, all_to_all, **kw):
+def rsynaptic_pair(rng, N, per_neuron, surrogate, all_to_all, backend="auto", **kw):
     # Decays kept below 0.9: with alpha, beta -> 1 the membrane integrates the
     # recurrent current without bound and snnTorch's sigmoid overflows.
     alpha = param(rng, per_neuron, N, 0.3, 0.8, 0.7)
@@ -367,18 +373,18 @@ def rsynaptic_pair(rng, N, per_neuron, surrogate, all_to_all, **kw):
                                all_to_all=False, spike_grad=their_sg, **common)
         ours = fs.nn.RSynaptic(alpha=mx.array(alpha), beta=mx.array(beta),
                                threshold=mx.array(th), V=mx.array(V), all_to_all=False,
-                               spike_grad=ours_sg, **common)
+                               spike_grad=ours_sg, backend=backend, **common)
         rec = {"V": theirs.V}
     return ours, theirs, {"alpha": theirs.alpha, "beta": theirs.beta,
                           "threshold": theirs.threshold, **rec}
 
 
-@pytest.mark.parametrize("all_to_all", [False, True], ids=["one_to_one", "linear"])
+@pytest.mark.parametrize("all_to_all,backend", FEEDBACK_CASES, ids=FEEDBACK_IDS)
 @pytest.mark.parametrize("surrogate,per_neuron", VARIANTS[:6], ids=VARIANT_IDS[:6])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_rsynaptic(reset, surrogate, per_neuron, all_to_all):
+def test_rsynaptic(reset, surrogate, per_neuron, all_to_all, backend):
     rng = rng_for("rsynaptic", reset, surrogate, per_neuron, all_to_all)
-    ours, theirs, tp = rsynaptic_pair(rng, 9, per_neuron, surrogate, all_to_all,
+    ours, theirs, tp = rsynaptic_pair(rng, 9, per_neuron, surrogate, all_to_all, backend,
                                       reset_mechanism=reset)
     x, init = inputs(rng, 25, (3, 9), 3, scale=0.5, shift=0.1)
     init[0] = (init[0] > 0).astype(np.float32)

@@ -1,7 +1,8 @@
 """flashsnn.ops.alif (no snnTorch class): hand-derived cases, b = 0 is Leaky
-exactly, and an independent PyTorch implementation of the equations in
-ops/README.md (autograd, snnTorch's atan surrogate) for outputs and every
-gradient. The op contract is in tests/nn/test_nn_ops.py."""
+exactly, and an independent float64 PyTorch implementation of the equations
+in ops/README.md (autograd, snnTorch's atan surrogate) for outputs and every
+gradient, against the fused kernel and the pure-MLX reference. The op
+contract is in tests/nn/test_nn_ops.py."""
 
 import mlx.core as mx
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 import flashsnn as fs
 from helpers import describe, np32, rel_rms
+
+BACKENDS = ["reference"] + (["fused"] if fs.fused_unavailable_reason() is None else [])
 
 
 def test_hand_derived():
@@ -55,7 +58,7 @@ def torch_alif(torch, x, mem, adapt, beta, th, rho, b, reset, alpha=2.0):
     """The equations of ops/README.md, written again in PyTorch."""
     def spike(v):  # Heaviside forward, atan gradient (snnTorch's ATan)
         f = torch.atan(torch.pi / 2 * alpha * v) / torch.pi
-        return (v > 0).float() + (f - f.detach())
+        return (v > 0).to(v.dtype) + (f - f.detach())
 
     be, rh = beta.clamp(0, 1), rho.clamp(0, 1)
     spks, mems, adapts = [], [], []
@@ -75,8 +78,9 @@ def torch_alif(torch, x, mem, adapt, beta, th, rho, b, reset, alpha=2.0):
     return torch.stack(spks), torch.stack(mems), torch.stack(adapts)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_matches_an_independent_pytorch_implementation(reset):
+def test_matches_an_independent_float64_implementation(reset, backend):
     torch = pytest.importorskip("torch", reason="torch is not installed")
     T, B, N = 30, 3, 8
     rng = np.random.default_rng(3)
@@ -88,15 +92,15 @@ def test_matches_an_independent_pytorch_implementation(reset):
     params = {k: v.astype(np.float32) for k, v in params.items()}
     cots = [rng.normal(size=(T, B, N)).astype(np.float32) for _ in range(3)]
 
-    leaves = [torch.tensor(a, requires_grad=True) for a in
+    leaves = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in
               (x, mem0, adapt0, *params.values())]
     xt, mt, at, bt, tht, rt, bbt = leaves
     outs = torch_alif(torch, xt, mt, at, bt, tht, rt, bbt, reset)
-    sum((o * torch.tensor(c)).sum() for o, c in zip(outs, cots)).backward()
+    sum((o * torch.tensor(c, dtype=torch.float64)).sum() for o, c in zip(outs, cots)).backward()
 
     def f(x_, m_, a_, beta, threshold, rho, b):
         return fs.ops.alif(x_, m_, a_, beta=beta, threshold=threshold, rho=rho, b=b,
-                           reset_mechanism=reset, output_mem="all")
+                           reset_mechanism=reset, output_mem="all", backend=backend)
 
     primals = [mx.array(a) for a in (x, mem0, adapt0, *params.values())]
     ours, grads = mx.vjp(f, primals, [mx.array(c) for c in cots])

@@ -1,8 +1,9 @@
 """flashsnn.ops.izhikevich (no snnTorch class): the paper's own simulation
 loop (Izhikevich 2003) run in float32 NumPy gives the same spikes and states
 bit for bit; a hand-derived step; the cell types behave as the paper's
-Fig. 2; and an independent PyTorch implementation for every gradient. The op
-contract is in tests/nn/test_nn_ops.py."""
+Fig. 2; and an independent float64 PyTorch implementation for every gradient,
+against the fused kernel and the pure-MLX reference. The op contract is in
+tests/nn/test_nn_ops.py."""
 
 import mlx.core as mx
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 import flashsnn as fs
 from flashsnn.ops.izhikevich import PRESETS
 from helpers import describe, np32, rel_rms
+
+BACKENDS = ["reference"] + (["fused"] if fs.fused_unavailable_reason() is None else [])
 
 f32 = np.float32
 
@@ -90,7 +93,7 @@ def torch_izhikevich(torch, x, v, u, a, b, c, d, th, dt=1.0, alpha=2.0):
     """The equations of ops/README.md, written again in PyTorch."""
     def spike(z):  # fires on >= (the paper's v >= 30), atan gradient
         f = torch.atan(torch.pi / 2 * alpha * z) / torch.pi
-        return (z >= 0).float() + (f - f.detach())
+        return (z >= 0).to(z.dtype) + (f - f.detach())
 
     spks, vs, us = [], [], []
     for t in range(x.shape[0]):
@@ -106,7 +109,8 @@ def torch_izhikevich(torch, x, v, u, a, b, c, d, th, dt=1.0, alpha=2.0):
     return torch.stack(spks), torch.stack(vs), torch.stack(us)
 
 
-def test_matches_an_independent_pytorch_implementation():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_an_independent_float64_implementation(backend):
     torch = pytest.importorskip("torch", reason="torch is not installed")
     T, B, N = 40, 2, 5
     rng = np.random.default_rng(11)
@@ -115,24 +119,30 @@ def test_matches_an_independent_pytorch_implementation():
     u0 = (-13 + rng.normal(size=(B, N))).astype(f32)
     params = {"a": rng.uniform(0.02, 0.1, N), "b": rng.uniform(0.2, 0.25, N),
               "c": rng.uniform(-65, -50, N), "d": rng.uniform(2, 8, N),
-              "threshold": rng.uniform(28, 32, N)}
+              "threshold": rng.uniform(28, 32, N), "time_step": rng.uniform(0.25, 0.5, N)}
     params = {k: v.astype(f32) for k, v in params.items()}
     # a gentle cotangent scale: the membrane reaches hundreds of mV at a spike
     cots = [(rng.normal(size=(T, B, N)) * s).astype(f32) for s in (1.0, 1e-2, 1e-2)]
-    leaves = [torch.tensor(a, requires_grad=True) for a in (x, v0, u0, *params.values())]
+    leaves = [torch.tensor(a.astype(np.float64), requires_grad=True)
+              for a in (x, v0, u0, *params.values())]
     outs = torch_izhikevich(torch, *leaves)
-    sum((o * torch.tensor(c)).sum() for o, c in zip(outs, cots)).backward()
+    sum((o * torch.tensor(c, dtype=torch.float64)).sum() for o, c in zip(outs, cots)).backward()
 
-    def f(x_, v_, u_, a, b, c, d, threshold):
+    def f(x_, v_, u_, a, b, c, d, threshold, time_step):
         return fs.ops.izhikevich(x_, v_, u_, a=a, b=b, c=c, d=d, threshold=threshold,
-                                 output_mem="all")
+                                 time_step=time_step, output_mem="all", backend=backend)
 
     primals = [mx.array(a) for a in (x, v0, u0, *params.values())]
     ours, grads = mx.vjp(f, primals, [mx.array(c) for c in cots])
     assert 0 < outs[0].sum().item() < outs[0].numel()
     np.testing.assert_array_equal(np32(ours[0]), outs[0].detach().numpy())
+    # float32 against float64: the quadratic membrane amplifies float32's
+    # rounding over the 40 steps (measured: relative RMS 1.2e-4 in v).
     for a_, t_ in zip(ours[1:], outs[1:]):
-        assert rel_rms(a_, t_.detach().numpy()) < 1e-6, describe(a_, t_.detach().numpy())
+        assert rel_rms(a_, t_.detach().numpy()) < 5e-4, describe(a_, t_.detach().numpy())
     for name, g, leaf in zip(["x", "mem", "u", *params], grads, leaves):
         assert g.shape == tuple(leaf.shape), name
-        assert rel_rms(g, leaf.grad.numpy()) < 1e-4, f"d{name}: {describe(g, leaf.grad.numpy())}"
+        # float32 against float64 through the same amplification: measured
+        # 1.6e-4 to 8.2e-4 per gradient (the fused kernel and the reference
+        # agree to 1e-5 with each other, tests/ops/test_families.py).
+        assert rel_rms(g, leaf.grad.numpy()) < 2e-3, f"d{name}: {describe(g, leaf.grad.numpy())}"

@@ -2,11 +2,10 @@
 
 Each op runs all T steps in one kernel launch, forward and backward, where a
 kernel exists for the device and options, and falls back to its pure-MLX
-reference (``flashsnn.reference.<family>``) elsewhere. Fused: ``leaky``,
-``synaptic``, ``alpha``, ``lapicque`` (the table ``ops/_table.py``). The others
-(``rleaky``, ``rsynaptic``, ``alif``, ``izhikevich``) have no kernel yet and
-run their reference under ``backend="auto"``; ``backend="fused"`` says so in
-an error.
+reference (``flashsnn.reference.<family>``) elsewhere. Every family is fused
+(the table ``ops/_table.py``); what has no kernel is a user-written surrogate
+and RLeaky's and RSynaptic's callable (all-to-all) feedback, which run the
+reference under ``backend="auto"`` and are an error under ``backend="fused"``.
 """
 
 from .alif import alif

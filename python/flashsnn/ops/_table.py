@@ -78,6 +78,7 @@ class Family:
                                     # the first `outputs` are the op's state outputs
     params: tuple[str, ...]         # Args fields of the parameters, kernel order
     outputs: int | None = None      # state outputs (None: all); the rest are carried only
+    op_states: tuple[str, ...] | None = None  # the states the op takes (None: all)
     resets: tuple[str, ...] = tuple(RESETS)   # the reset mechanisms the op takes
     # Initial states the op makes in MLX (a state field -> fn(Args)) instead
     # of reading the Args field (None there is a scalar 0 for the kernel).
@@ -87,11 +88,16 @@ class Family:
     mode: Callable = lambda a: DELAYED        # Args -> fs::Mode
     modes: tuple[int, ...] = (DELAYED,)       # the modes the kernel has
     derived: tuple[tuple[str, Callable], ...] = ()  # parameters made in MLX, after `params`
-    # Values for tests and benchmarks: each parameter's range for random
+    # Values for tests and benchmarks: each parameter's (and, where the
+    # defaults do not suit, each initial state's and x's) range for random
     # per-neuron values, and keyword options the op takes.
     sample: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # option name -> the values to test
     bench: dict = field(default_factory=dict)    # scalar parameters flashsnn bench runs with
+
+    @property
+    def arg_states(self) -> tuple[str, ...]:
+        return self.states if self.op_states is None else self.op_states
 
     @property
     def n_outputs(self) -> int:
@@ -136,7 +142,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                    "threshold": (0.5, 1.5)},
            options={"reset_delay": (True, False)},
            bench={"alpha": 0.8, "beta": 0.9, "V": 0.5, "threshold": 1.0}),
-    Family("alif", 6, states=("mem", "adapt", "spk"), outputs=2,
+    Family("alif", 6, states=("mem", "adapt", "spk"), outputs=2, op_states=("mem", "adapt"),
            params=("beta", "threshold", "rho", "b"), initial={"spk": _alif_spk},
            sample={"beta": (0.5, 0.98), "threshold": (0.5, 1.5), "rho": (0.8, 0.99),
                    "b": (0.0, 0.5)},
@@ -145,7 +151,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                                                          "time_step"),
            resets=("subtract",), initial={"mem": _izhikevich_mem, "u": _izhikevich_u},
            sample={"a": (0.02, 0.1), "b": (0.2, 0.26), "c": (-65.0, -50.0), "d": (2.0, 8.0),
-                   "threshold": (25.0, 35.0), "time_step": (0.25, 0.5)},
+                   "threshold": (25.0, 35.0), "time_step": (0.25, 0.5),
+                   # mV and the paper's current units: some neurons start
+                   # above threshold, the input drives the rest there.
+                   "mem": (-70.0, 35.0), "u": (-15.0, 0.0), "x": (12.0, 8.0)},
            bench={"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0, "threshold": 30.0,
                   "time_step": 0.5}),
 )}
