@@ -200,36 +200,15 @@ FS_ROW float x_at(const T* __restrict x, int64_t k) {
   return F::kBackwardX ? static_cast<float>(x[k]) : 0.0f;
 }
 
-// sg[k]: the surrogate's slope where step t fired; the surrogate id is a
-// template argument here so that its switch folds away and the loop
-// vectorizes (libm-free: common.h's exp).
-template <class F, typename T, int RESET, int MODE, bool CARRIED, int ID>
-FS_ROW void slope_row(fs::Surrogate g, const float* const* sv, const float* const* svp,
-                      const float* __restrict m0, const T* __restrict x,
-                      const float* __restrict cs, float* __restrict sg, int64_t n) {
-  const fs::Surrogate id{ID, g.a, g.b};
-  FS_IVDEP
-  for (int64_t k = 0; k < n; ++k) {
-    const auto c = consts_at<F>(cs, k);
-    const fs::Fire f = F::template fire<RESET, MODE>(
-        saves_at<F, MODE>(sv, k), prev_at<F, RESET, MODE, CARRIED>(svp, m0, c, k), x_at<F>(x, k), c);
-    sg[k] = fs::surrogate_grad(id, f.v, f.s);
-  }
-}
-
-template <class F, typename T, int RESET, int MODE, bool CARRIED>
-FS_ROW void slope_row(fs::Surrogate g, const float* const* sv, const float* const* svp,
-                      const float* m0, const T* x, const float* cs, float* sg, int64_t n) {
-  switch (g.id) {
-#define FS_SLOPE_CASE(ID, NAME) \
-  case fs::ID:                  \
-    return slope_row<F, T, RESET, MODE, CARRIED, fs::ID>(g, sv, svp, m0, x, cs, sg, n);
-    FS_FOR_EACH_SURROGATE(FS_SLOPE_CASE)
-#undef FS_SLOPE_CASE
-    default:
-      fail("fused", "internal: surrogate id without a CPU case");
-  }
-}
+// sg[k] for k < n: the surrogate's slope where step t fired (fire() on its
+// saves and the states entering it). Neither x's dtype nor the parameter
+// flag matter here, so these loops are compiled once per family, reset,
+// mode and CARRIED, in slopes.cpp (one vectorized loop per surrogate id):
+// instantiated inside every backward (3 dtypes x 2 parameter flags) they
+// were most of the CPU build.
+template <class F, int RESET, int MODE, bool CARRIED>
+void slopes(fs::Surrogate g, const float* const* sv, const float* const* svp, const float* m0,
+            const float* cs, float* sg, int64_t n);
 
 // One reverse step for n <= kChunk neurons. gu: dL/d(states out of step t)
 // from step t+1 (block arrays), updated to dL/d(states entering it); dm: the
@@ -322,14 +301,17 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
           if (F::kBackwardX) prefetch_row(x - N, m * sizeof(T));
         }
         T* dxc = dx.chunk();
-        // The surrogate loop is instantiated once per surrogate id; where fire()
-        // does not read the entering states, step 0 runs the carried
-        // instance too (on its own saves, a valid row, results unused): 9
-        // loops instead of 18 per kernel, half the build time of this file.
-        if (t > 0 || !F::fire_reads_prev(MODE)) {
-          slope_row<F, T, RESET, MODE, true>(a.g, sv, t > 0 ? svp : sv, m0 + c, x, cs + c, sg, m);
+        // Where fire() does not read the entering states, step 0 runs the
+        // carried instance too (on its own saves, a valid row, results
+        // unused): half the surrogate loops to compile.
+        if constexpr (F::fire_reads_prev(MODE)) {
+          if (t == 0) {
+            slopes<F, RESET, MODE, false>(a.g, sv, svp, m0 + c, cs + c, sg, m);
+          } else {
+            slopes<F, RESET, MODE, true>(a.g, sv, svp, m0 + c, cs + c, sg, m);
+          }
         } else {
-          slope_row<F, T, RESET, MODE, false>(a.g, sv, svp, m0 + c, x, cs + c, sg, m);
+          slopes<F, RESET, MODE, true>(a.g, sv, t > 0 ? svp : sv, m0 + c, cs + c, sg, m);
         }
         if (t == 0) {
           backward_row<F, T, RESET, MODE, false, PARAMS>(sv, svp, m0 + c, x, ds, dm, cs + c, sg,

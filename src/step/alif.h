@@ -91,7 +91,7 @@ struct ALIF {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<2> save, Vec<3>, float, Vec<4> c) {
+  static FS_FN Fire fire(Vec<2> save, Vec<3>, Vec<4> c) {
     return spike(save.v[0], save.v[1], c);
   }
 

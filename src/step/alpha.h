@@ -75,7 +75,7 @@ struct Alpha : SavesItsStates<3> {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<3> save, Vec<3>, float, Vec<4> c) {
+  static FS_FN Fire fire(Vec<3> save, Vec<3>, Vec<4> c) {
     return fire_above(save.v[2], c.v[2]);
   }
 

@@ -33,11 +33,13 @@
 //             the states a step carried out, from what that step saved: the
 //             backward's state entering step t is carried(save of t-1), or
 //             the initial states at t = 0.
-//   fire<RESET, MODE>(Vec<kSaves> save, Vec<kStates> prev, float x, Vec<kConsts> c)
+//   fire<RESET, MODE>(Vec<kSaves> save, Vec<kStates> prev, Vec<kConsts> c)
 //                                                  -> Fire: the surrogate's argument v
 //             and the spike, exactly as the forward fired. A function of its
 //             own so that loops can evaluate the surrogate for a row of
-//             neurons with its id a compile-time constant.
+//             neurons with its id a compile-time constant. It does not read
+//             x, so that the CPU compiles those loops once for every dtype
+//             (src/cpu/slopes.cpp).
 //   backward<RESET, MODE>(save, prev, x, c, dspk, Vec<kStates> dstate, sg, detach)
 //                                                  -> Grad<F>: d prev, dx, d consts
 //             dstate: dL/d(states out of step t), from step t+1 and from the

@@ -83,7 +83,7 @@ struct Izhikevich : SavesItsStates<2> {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<2> save, Vec<2>, float, Vec<6> c) {
+  static FS_FN Fire fire(Vec<2> save, Vec<2>, Vec<6> c) {
     return spike(save.v[0], c.v[4]);
   }
 

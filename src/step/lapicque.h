@@ -62,7 +62,7 @@ struct Lapicque : SavesItsStates<1> {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<1> save, Vec<1>, float, Vec<5> c) {
+  static FS_FN Fire fire(Vec<1> save, Vec<1>, Vec<5> c) {
     return fire_above(save.v[0], c.v[4]);
   }
 

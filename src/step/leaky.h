@@ -179,7 +179,7 @@ struct Leaky {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<2> save, Vec<1>, float, Vec<2> c) {
+  static FS_FN Fire fire(Vec<2> save, Vec<1>, Vec<2> c) {
     Fire f;
     f.v = save.v[0] - c.v[1];
     f.s = leaky_fire<MODE>(save.v[0], c.v[1]);

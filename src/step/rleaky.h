@@ -82,7 +82,7 @@ struct RLeaky {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<2> save, Vec<2>, float, Vec<3> c) {
+  static FS_FN Fire fire(Vec<2> save, Vec<2>, Vec<3> c) {
     return fire_above(save.v[0], c.v[2]);
   }
 

@@ -87,7 +87,7 @@ struct RSynaptic {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<3> save, Vec<3>, float, Vec<4> c) {
+  static FS_FN Fire fire(Vec<3> save, Vec<3>, Vec<4> c) {
     return fire_above(pre_reset<MODE>(save), c.v[3]);
   }
 

@@ -88,7 +88,7 @@ struct Synaptic : SavesItsStates<2> {
   }
 
   template <int RESET, int MODE>
-  static FS_FN Fire fire(Vec<2> save, Vec<2> prev, float, Vec<3> c) {
+  static FS_FN Fire fire(Vec<2> save, Vec<2> prev, Vec<3> c) {
     return fire_above(pre_reset<RESET, MODE>(save, prev, c), c.v[2]);
   }
 
