@@ -9,10 +9,12 @@ folder uses.)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +71,80 @@ def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
         pytest.fail(f"command failed ({p.returncode}): {' '.join(cmd)}\n"
                     f"{p.stdout[-6000:]}\n{p.stderr[-6000:]}")
     return p
+
+
+# ---------------------------------------------------------------------------
+# Sample inputs for the kernels, per family (test_cuda_kernel_logic.py and
+# test_cuda_gpu.py). The table (flashsnn.ops._table.FAMILIES) gives each
+# parameter's range; what it does not say is here, in one place.
+# ---------------------------------------------------------------------------
+
+# Inputs x, per family: ("normal", mean, std) or ("uniform", lo, hi). The
+# default suits thresholds of order 1; Izhikevich's membrane is in mV with a
+# threshold of ~30 mV and takes input currents of 0..20.
+X_DEFAULT = ("normal", 0.6, 0.8)
+X_SAMPLE = {"izhikevich": ("uniform", 0.0, 20.0)}
+
+# Initial states the op makes in MLX (Family.initial): values like those it
+# makes. ALIF's fed-back spike is a spike (0 or 1); Izhikevich's membrane
+# around its range (rest -65 mV, peak 30 mV, past the threshold too) and its
+# recovery variable u = b v near rest (b ~0.2: about -15..0). Every other
+# initial state: normal(0, 0.5) (the fed-back spikes of RLeaky and RSynaptic
+# are the op's `spk` argument, any float).
+STATE_DEFAULT = ("normal", 0.0, 0.5)
+INITIAL_SAMPLE = {
+    ("alif", "spk"): ("binary",),
+    ("izhikevich", "mem"): ("uniform", -65.0, 30.0),
+    ("izhikevich", "u"): ("uniform", -15.0, 0.0),
+}
+
+
+def draw(rng, spec, shape):
+    kind = spec[0]
+    if kind == "normal":
+        v = rng.normal(spec[1], spec[2], shape)
+    elif kind == "uniform":
+        v = rng.uniform(spec[1], spec[2], shape)
+    elif kind == "binary":
+        v = rng.integers(0, 2, shape)
+    else:
+        raise ValueError(spec)
+    return np.asarray(v, np.float32)
+
+
+def sample_x(fam, rng, shape):
+    return draw(rng, X_SAMPLE.get(fam.name, X_DEFAULT), shape)
+
+
+def sample_state(fam, k, rng, shape):
+    """Initial state k (kernel order) of family `fam`."""
+    return draw(rng, INITIAL_SAMPLE.get((fam.name, fam.states[k]), STATE_DEFAULT), shape)
+
+
+def clamped_params(fam) -> set[str]:
+    """The kernel parameters (fam.params, then the derived ones) that the
+    family's prepare() clamps to [0, 1] (clamp_unit(raw.v[k]) in its step
+    header, src/step/<name>.h). Tests stretch their ranges past [0, 1] so that
+    the clamp and its gradient mask are exercised; no other parameter leaves
+    its sample range (an Izhikevich time step or a negative ALIF b would not
+    be a neuron any more)."""
+    text = (ROOT / "src/step" / f"{fam.name}.h").read_text()
+    m = re.search(r"prepare\(Vec<\d+> raw\)\s*\{(.*?)\n  \}", text, re.S)
+    assert m, f"no prepare() in src/step/{fam.name}.h"
+    names = (*fam.params, *(d for d, _ in fam.derived))
+    return {names[int(k)] for k in re.findall(r"\bclamp_unit\(raw\.v\[(\d+)\]\)", m[1])}
+
+
+def sample_param(fam, p, rng, shape, stretch):
+    lo, hi = fam.sample[p]
+    if stretch and p in clamped_params(fam):
+        lo, hi = lo - 0.3, hi + 0.3
+    return rng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def limits() -> tuple[int, int, int]:
+    """fs::kMaxStates, kMaxParams, kMaxSaves (src/step/family.h): the sizes
+    of the kernels' pointer tables."""
+    text = (ROOT / "src/step/family.h").read_text()
+    return tuple(int(re.search(rf"\b{n}\s*=\s*(\d+)", text)[1])
+                 for n in ("kMaxStates", "kMaxParams", "kMaxSaves"))

@@ -18,6 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+import cudatest
 import flashsnn as fs
 
 ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
@@ -51,7 +52,8 @@ SURROGATES = {
 # (T, S): awkward sizes, then layers big enough for 4-neuron threads on an
 # H100/H200 (more than 384 x 132 neurons forward, 512 x 132 backward).
 SHAPES = [(1, (31,)), (63, (33,)), (63, (5, 100)), (17, (1,)), (25, (80, 1024))]
-# The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask).
+# The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask,
+# saves per mode, output states).
 CXX = {name: rest for name, *rest in ext.families()}
 
 
@@ -71,20 +73,18 @@ def fused(name, args, reset, mode, mem_all, sur, detach, stream):
 
 
 def inputs(name, T, S, dtype, seed, per_neuron=True):
-    """x, initial states, kernel parameters (the table's sample ranges, its
-    derived parameters made as the op makes them)."""
+    """x, initial states (every state, carried-only ones included), kernel
+    parameters: cudatest's samplers (the table's parameter ranges; per family
+    x and the initial states the op makes itself), the derived parameters
+    made as the op makes them."""
     fam = FAMILIES[name]
     rng = np.random.default_rng(seed)
-    x = mx.array(rng.normal(0.6, 0.8, (T, *S)).astype(np.float32)).astype(dtype)
+    x = mx.array(cudatest.sample_x(fam, rng, (T, *S))).astype(dtype)
     pshape = S if per_neuron else S[-1:]
-    states = [mx.array(rng.normal(0.0, 0.5, S).astype(np.float32)) for _ in fam.states]
-    vals = {}
-    for p in fam.params:
-        lo, hi = fam.sample[p]
-        # Clamped parameters outside [0, 1] where no derived parameter needs them inside.
-        if not fam.derived and 0 <= lo and hi <= 1:
-            lo, hi = lo - 0.3, hi + 0.3
-        vals[p] = mx.array(rng.uniform(lo, hi, pshape).astype(np.float32))
+    states = [mx.array(cudatest.sample_state(fam, k, rng, S)) for k in range(len(fam.states))]
+    # Clamped parameters outside [0, 1] where no derived parameter needs them inside.
+    vals = {p: mx.array(cudatest.sample_param(fam, p, rng, pshape, not fam.derived))
+            for p in fam.params}
     return [x, *states, *fam.kernel_params(types.SimpleNamespace(**vals))]
 
 
@@ -118,7 +118,8 @@ def test_forward_bit_identical_to_cpu(name, reset, mode, dtype):
             ref = fused(name, args, reset, mode, mem_all, sur, False, mx.cpu)
             got = fused(name, args, reset, mode, mem_all, sur, False, mx.gpu)
             mx.eval(ref, got)
-            what = ["spk", *FAMILIES[name].states]
+            what = ["spk", *FAMILIES[name].states[:FAMILIES[name].n_outputs]]
+            assert len(got) == len(ref) == len(what)
             for w, g, c in zip(what, got, ref):
                 assert bits_equal(g, c), f"{w} differs: T={T} S={S} mem_all={mem_all}"
 
@@ -134,14 +135,16 @@ def test_gradients_match_cpu(name, reset, mode, dtype):
         args = inputs(name, T, S, dt, seed=10 + k, per_neuron=k % 2 == 1)
         rng = np.random.default_rng(k)
         cot = [mx.array(rng.normal(size=args[0].shape).astype(np.float32)).astype(dt)]
+        # Cotangents of the output states only; carried-only states have none.
         cot += [mx.array(rng.normal(size=args[0].shape if mem_all else S)
-                         .astype(np.float32)).astype(dt) for _ in fam.states]
+                         .astype(np.float32)).astype(dt) for _ in range(fam.n_outputs)]
         for sname, sur in SURROGATES.items():
             detach = (k + sur[0]) % 2 == 1
             ref, got = (mx.vjp(lambda *a: fused(name, a, reset, mode, mem_all, sur, detach, dev),
                                args, cot)[1] for dev in (mx.cpu, mx.gpu))
             mx.eval(ref, got)
             n_exact = 1 + len(fam.states)  # dx and the initial states' gradients
+            assert len(got) == len(ref) == len(what)
             for j, (w, g, c) in enumerate(zip(what, got, ref)):
                 assert g.shape == c.shape
                 err = rel_rms(g, c, 0.0 if dtype == "float32" else 1e-3)
@@ -163,10 +166,11 @@ def test_row_cotangents_match_dense_on_gpu(name):
     mode = min(fam.modes)
     sur = SURROGATES["atan"]
     w = [mx.array(np.random.default_rng(j).normal(size=(64, 256)).astype(np.float32))
-         for j in range(1 + len(fam.states))]
+         for j in range(1 + fam.n_outputs)]
 
     def loss_rows(*a):
         outs = fused(name, a, 0, mode, True, sur, False, mx.gpu)
+        assert len(outs) == len(w)
         return sum(mx.sum(mx.sum(o, axis=0) * wj) for o, wj in zip(outs, w))
 
     def loss_dense(*a):
@@ -207,9 +211,9 @@ def test_family_grad_on_gpu_is_deterministic(name):
 def test_misaligned_input_takes_the_scalar_path():
     """A view whose data starts one element off a 16-byte boundary."""
     T, N = 40, 4096
-    flat = mx.random.normal((T * N + 1,), key=mx.random.key(1))
-    x = flat[1:].reshape(T, N)
     for name, fam in FAMILIES.items():
+        flat = mx.array(cudatest.sample_x(fam, np.random.default_rng(1), (T * N + 1,)))
+        x = flat[1:].reshape(T, N)
         args = [x, *inputs(name, 1, (N,), mx.float32, seed=4, per_neuron=False)[1:]]
         ref = fused(name, args, 0, min(fam.modes), True, SURROGATES["atan"], False, mx.cpu)
         got = fused(name, args, 0, min(fam.modes), True, SURROGATES["atan"], False, mx.gpu)

@@ -19,6 +19,7 @@ tests/cuda/test_cuda_gpu.py checks that there.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import types
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +33,9 @@ import cudatest
 from helpers import rel_rms
 
 ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
-from flashsnn.ops._table import FAMILIES  # noqa: E402
+from flashsnn.ops._table import FAMILIES, RESETS  # noqa: E402
 
-MAX_STATES, MAX_PARAMS, MAX_SAVES = 3, 4, 3  # fs::kMax* (src/step/family.h)
+MAX_STATES, MAX_PARAMS, MAX_SAVES = cudatest.limits()  # fs::kMax* (src/step/family.h)
 DTYPES = {"float32": (0, mx.float32), "float16": (1, mx.float16), "bfloat16": (2, mx.bfloat16)}
 # (id, a, b) for every surrogate in fs::SurrogateId, with snnTorch-like slopes.
 SURROGATES = {
@@ -54,15 +55,21 @@ EXP_SURROGATES = {"sigmoid", "spike_rate_escape"}
 # N -> neuron shape S; the per-feature parameters take S's last axis.
 SHAPES = {1: (1, 1), 31: (1, 31), 33: (3, 11), 500: (5, 100), 512: (4, 128)}
 
-# The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask).
-CXX = {name: (s, p, bx, rm, mm) for name, s, p, bx, rm, mm, _, _ in ext.families()}
+# The C++ side's table: name -> (states, params, backward reads x, reset mask, mode mask,
+# saves per mode, output states).
+CXX = {name: (s, p, bx, rm, mm, sv, o) for name, s, p, bx, rm, mm, sv, o in ext.families()}
+# Bytes in the output slots that must stay unwritten (the carried-only
+# states' state_out, the partials' slots past a family's counts), and the
+# value in the input slots that must stay unread (a carried-only state's
+# dstate): a read NaN reaches the gradients, which the comparisons see.
+GUARD_BYTE = 0xA5
 
 
 def combos():
     """(family, reset, mode) for every reset and mode each family has."""
     out = []
     for name, fam in FAMILIES.items():
-        _, _, _, rmask, mmask = CXX[name]
+        rmask, mmask = CXX[name][3], CXX[name][4]
         for r in range(3):
             for m in range(3):
                 if (rmask >> r) & 1 and (mmask >> m) & 1:
@@ -179,7 +186,9 @@ def sizes(arrays, n):
 class Case:
     """A family's kernel inputs as the op passes them: x [T, *S], initial
     states and parameters as float32 suffix arrays (the derived ones, Alpha's
-    tau, made in MLX as the op makes them)."""
+    tau, made in MLX as the op makes them). Values from cudatest's samplers:
+    the table's parameter ranges, and per family x and the initial states
+    the op makes itself (Family.initial)."""
 
     def __init__(self, name, T, N, dtype, params, seed, stretch=False):
         fam = FAMILIES[name]
@@ -188,25 +197,30 @@ class Case:
         rng = np.random.default_rng(seed)
         shape = {"neuron": lambda k: S, "scalar": lambda k: (),
                  "mixed": lambda k: (S, S[-1:], ())[k % 3]}[params]
-        self.states = [mx.array(rng.normal(0.0, 0.5, shape(k)).astype(np.float32))
-                       for k in range(len(fam.states))]
-        vals = {}
-        for k, p in enumerate(fam.params):
-            lo, hi = fam.sample[p]
-            # Clamped parameters outside [0, 1]: the clamp and its gradient
-            # mask are exercised (families whose derived parameters allow it).
-            if stretch and 0 <= lo and hi <= 1:
-                lo, hi = lo - 0.3, hi + 0.3
-            vals[p] = mx.array(rng.uniform(lo, hi, shape(k + 1)).astype(np.float32))
-        x = rng.normal(0.6, 0.8, (T, *S)).astype(np.float32)
-        # An exact tie with the threshold on the first step from zero states
-        # (a tie for Leaky and Synaptic): > and >= must both be reproduced.
+        states = [cudatest.sample_state(fam, k, rng, shape(k)) for k in range(len(fam.states))]
+        # Clamped parameters outside [0, 1]: the clamp and its gradient mask
+        # are exercised (families whose derived parameters allow it).
+        vals = {p: mx.array(cudatest.sample_param(fam, p, rng, shape(k + 1), stretch))
+                for k, p in enumerate(fam.params)}
+        x = cudatest.sample_x(fam, rng, (T, *S))
         if params == "scalar":
-            self.states = [mx.zeros(()) for _ in self.states]
-            x[0].reshape(-1)[0] = np.array(vals["threshold"]).reshape(-1)[0]
+            # An exact tie with the threshold on the first step: > and >= must
+            # both be reproduced. From zero states (fed-back spikes 0 too,
+            # Izhikevich's u = 0 in its range), x = threshold ties the
+            # membrane (Leaky, Synaptic, the recurrent families, ALIF);
+            # Izhikevich's membrane starts at the threshold instead, a tie of
+            # its >= reset.
+            th = float(np.array(vals["threshold"]).reshape(-1)[0])
+            states = [np.zeros((), np.float32) for _ in states]
+            if name == "izhikevich":
+                states[fam.states.index("mem")] = np.float32(th)
+            else:
+                x[0].reshape(-1)[0] = th
+        self.states = [mx.array(np.asarray(a, np.float32)) for a in states]
         self.params = fam.kernel_params(types.SimpleNamespace(**vals))
         self.x = mx.array(x).astype(dtype)
         self.T, self.N, self.S, self.dtype = T, N, S, dtype
+        self.outputs = fam.n_outputs
 
     def args(self):
         return [self.x, *self.states, *self.params]
@@ -224,47 +238,84 @@ def cpu_fused(case, args, reset, mode, mem_all, sur, detach):
                      mem_all=mem_all, save=1, stream=mx.cpu)
 
 
+def guard(shape, dtype):
+    """An output slot that must stay unwritten: GUARD_BYTE everywhere."""
+    g = aligned_empty(shape, dtype)
+    g.view(np.uint8)[...] = GUARD_BYTE
+    return g
+
+
+def untouched(guards) -> bool:
+    return all(np.all(g.view(np.uint8) == GUARD_BYTE) for g in guards)
+
+
 def host_forward(lib, case, dtype_id, reset, mode, mem_all, vec, sm_count=1):
+    """The host-run forward with the glue's slots: spk, the first O states'
+    outputs, the mode's saves. The carried-only states' state_out slots, the
+    slots past the family's states and past the mode's saves hold guards
+    that must stay unwritten."""
     T, N = case.T, case.N
     xs = to_np(case.x.reshape(T, N))
     st0, par = case.f32()
     spk = aligned_empty((T, N), xs.dtype)
-    outs = [aligned_empty((T, N) if mem_all else (N,), xs.dtype) for _ in st0]
-    saves = [aligned_empty((T, N), np.float32) for _ in range(MAX_SAVES)]
+    oshape = (T, N) if mem_all else (N,)
+    outs = [aligned_empty(oshape, xs.dtype) for _ in range(case.outputs)]
+    g_out = [guard(oshape, xs.dtype) for _ in range(case.outputs, MAX_STATES)]
+    saves = [aligned_empty((T, N), np.float32) for _ in range(CXX[case.name][5][mode])]
+    g_save = [guard((T, N), np.float32) for _ in range(len(saves), MAX_SAVES)]
+    guards = g_out + g_save
     p = FwdParams(ptr(xs), table(c_void_p * MAX_STATES, st0, MAX_STATES),
                   table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(spk),
-                  table(c_void_p * MAX_STATES, outs, MAX_STATES),
-                  table(c_void_p * MAX_SAVES, saves, MAX_SAVES), T, N,
+                  table(c_void_p * MAX_STATES, outs + g_out, MAX_STATES),
+                  table(c_void_p * MAX_SAVES, saves + g_save, MAX_SAVES), T, N,
                   sizes(st0, MAX_STATES), sizes(par, MAX_PARAMS), int(mem_all))
     used = lib.fs_forward(ctypes.byref(p), case.id, dtype_id, reset, mode, sm_count, vec)
     assert used in (1, 4) and (vec == 0 or used == vec), used
+    assert untouched(guards), f"{case.name}: a state with no output, or a save slot the " \
+        "mode lacks, was written"
     return used, spk, outs, saves, xs
 
 
 def host_backward(lib, case, saves, xs, dspk, dstates, dtype_id, reset, mode, mem_all, sur,
                   detach, vec, dspk_row=False, dstate_rows=()):
-    """dspk_row / dstate_rows[k]: that cotangent is one row [N] read at every
+    """The primitive's backward inputs (src/ops/family.h): cotangents dspk
+    and dstate[O] for the O output states only, the mode's saves. The
+    carried-only states' dstate slots and the save slots past the mode's
+    hold NaN (a read would reach the gradients), the partials' slots past
+    the family's counts guards that must stay unwritten.
+    dspk_row / dstate_rows[k]: that cotangent is one row [N] read at every
     step (step stride 0), as the glue passes a .sum() loss's cotangent."""
     T, N = case.T, case.N
     st0, par = case.f32()
+    assert len(dstates) == case.outputs
     ds = to_np(dspk.reshape(N if dspk_row else (T, N)))
     dm = [to_np(d.reshape(-1)) for d in dstates]
+    nan = aligned_empty((T, N) if mem_all else (N,), ds.dtype)
+    nan[...] = np.uint16(0x7FC0) if ds.dtype == np.uint16 else np.nan  # bfloat16's bits
+    dm += [nan] * (MAX_STATES - len(dm))
+    saves = list(saves)
+    for _ in range(len(saves), MAX_SAVES):
+        saves.append(aligned_empty((T, N), np.float32))
+        saves[-1][...] = np.nan
     dx = aligned_empty((T, N), ds.dtype)
     d0 = [aligned_empty((N,), np.float32) for _ in st0]
     dp = [aligned_empty((N,), np.float32) for _ in par]
-    rows = [k in dstate_rows for k in range(len(st0))]
+    g0 = [guard((N,), np.float32) for _ in range(MAX_STATES - len(d0))]
+    gp = [guard((N,), np.float32) for _ in range(MAX_PARAMS - len(dp))]
+    rows = [k in dstate_rows for k in range(case.outputs)]
     steps = (c_int64 * MAX_STATES)(*([0 if r else N for r in rows] + [N] * (MAX_STATES - len(rows))))
     p = BwdParams(table(c_void_p * MAX_SAVES, saves, MAX_SAVES),
                   ptr(xs) if CXX[case.name][2] else None,
                   table(c_void_p * MAX_STATES, st0, MAX_STATES),
                   table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(ds),
                   table(c_void_p * MAX_STATES, dm, MAX_STATES), ptr(dx),
-                  table(c_void_p * MAX_STATES, d0, MAX_STATES),
-                  table(c_void_p * MAX_PARAMS, dp, MAX_PARAMS), T, N,
+                  table(c_void_p * MAX_STATES, d0 + g0, MAX_STATES),
+                  table(c_void_p * MAX_PARAMS, dp + gp, MAX_PARAMS), T, N,
                   sizes(st0, MAX_STATES), sizes(par, MAX_PARAMS), 0 if dspk_row else N, steps,
                   int(mem_all), int(detach), Surrogate(*sur))
     used = lib.fs_backward(ctypes.byref(p), case.id, dtype_id, reset, mode, 1, vec)
     assert used in (1, 4) and (vec == 0 or used == vec), used
+    assert untouched(g0 + gp), f"{case.name}: a partial past the family's counts was written"
     return dx, d0 + dp
 
 
@@ -305,6 +356,16 @@ def diff(a, b) -> str:
     return f"max|d|={d.max() if d.size else 0:.3e} relRMS={rel:.3e} ({np.count_nonzero(d)} differ)"
 
 
+# Gradients that are zero by construction: Alpha's initial membrane reaches
+# the step only through the detached reset (src/step/alpha.h).
+ZERO_GRADIENTS = {"alpha": ("dmem0",)}
+
+
+def nonzero(a: mx.array) -> bool:
+    a = np.array(a.astype(mx.float32))
+    return bool(np.any(np.isfinite(a) & (a != 0)))
+
+
 def vec_widths(N):
     return (1, 4) if N % 4 == 0 else (1,)
 
@@ -327,9 +388,24 @@ def check_grads(got, ref, names, sur_name, dtype, case):
 
 
 def test_every_family_has_a_case():
-    """The generated grid covers every family of both tables."""
+    """The generated grid covers every family of both tables, which agree on
+    each family's states, output states, resets and modes; the pointer tables
+    (fs::kMax*) fit the largest family; and every initial state the op makes
+    itself has a sampler here (cudatest.INITIAL_SAMPLE)."""
     assert set(CXX) == set(FAMILIES)
     assert {c[0] for c in combos()} == set(FAMILIES)
+    for name, fam in FAMILIES.items():
+        states, params, _, rmask, mmask, _, outputs = CXX[name]
+        assert tuple(states) == fam.states and outputs == fam.n_outputs, name
+        assert 1 <= outputs <= len(states), name
+        assert len(params) == len(fam.params) + len(fam.derived), name
+        assert rmask == sum(1 << RESETS[r] for r in fam.resets), name
+        assert mmask == sum(1 << m for m in fam.modes), name
+        for k in fam.initial:
+            assert (name, k) in cudatest.INITIAL_SAMPLE, f"{name}.{k}: no sampler"
+    assert MAX_STATES == max(len(v[0]) for v in CXX.values())
+    assert MAX_PARAMS == max(len(v[1]) for v in CXX.values())
+    assert MAX_SAVES == max(max(v[5]) for v in CXX.values())
 
 
 def test_param_struct_layout_matches_ctypes(lib):
@@ -388,8 +464,8 @@ def test_misaligned_rows_take_the_scalar_path(lib):
     x = aligned_empty((T, N), np.float32)
     x_off = aligned_empty((T, N), np.float32, offset_elems=1)
     bufs = [aligned_empty((T, N), np.float32) for _ in range(4)]
-    ones = (c_int64 * MAX_STATES)(1, 1, 1)
-    onep = (c_int64 * MAX_PARAMS)(1, 1, 1, 1)
+    ones = (c_int64 * MAX_STATES)(*[1] * MAX_STATES)
+    onep = (c_int64 * MAX_PARAMS)(*[1] * MAX_PARAMS)
 
     def fwd(xs, save1):
         return FwdParams(ptr(xs), (c_void_p * MAX_STATES)(), (c_void_p * MAX_PARAMS)(),
@@ -406,29 +482,46 @@ def test_misaligned_rows_take_the_scalar_path(lib):
     b = BwdParams()
     b.N, b.dx, b.dspk = N, ptr(x), ptr(x)
     assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 1
-    b.dparam[3] = ptr(x_off)
-    assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 0
+    # Every partial's slot counts, the last parameter's (Izhikevich's sixth) too.
+    for k in range(MAX_PARAMS):
+        b.dparam[k] = ptr(x_off)
+        assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 0, k
+        b.dparam[k] = None
+    for k in range(MAX_STATES):
+        b.dstate0[k] = ptr(x_off)
+        assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 0, k
+        b.dstate0[k] = None
+    assert lib.fs_bwd_vec_ok(ctypes.byref(b), 0) == 1
 
 
 def test_unknown_reset_or_mode_runs_nothing(lib):
-    """A mode a family lacks has no kernel (fs::has_mode): the host runner
-    says so instead of running another's code."""
+    """A reset or mode a family lacks has no kernel (fs::has_reset /
+    fs::has_mode; Izhikevich has one reset): the host runner says so instead
+    of running another's code, forward and backward."""
+    T, N = 2, 1
+    missing = 0
     for name, fam in FAMILIES.items():
-        mmask = CXX[name][4]
-        for m in range(3):
-            if not (mmask >> m) & 1:
-                case = Case(name, 2, 1, mx.float32, "neuron", seed=0)
-                T, N = 2, 1
+        rmask, mmask = CXX[name][3], CXX[name][4]
+        case = Case(name, T, N, mx.float32, "neuron", seed=0)
+        for r in range(3):
+            for m in range(3):
+                if (rmask >> r) & 1 and (mmask >> m) & 1:
+                    continue
+                missing += 1
                 xs = to_np(case.x.reshape(T, N))
                 st0, par = case.f32()
-                outs = [aligned_empty((N,), np.float32) for _ in st0]
-                spk = aligned_empty((T, N), np.float32)
+                bufs = [aligned_empty((T, N), np.float32) for _ in range(2 * MAX_STATES + 2)]
                 p = FwdParams(ptr(xs), table(c_void_p * MAX_STATES, st0, MAX_STATES),
-                              table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(spk),
-                              table(c_void_p * MAX_STATES, outs, MAX_STATES),
+                              table(c_void_p * MAX_PARAMS, par, MAX_PARAMS), ptr(bufs[0]),
+                              table(c_void_p * MAX_STATES, bufs[1:1 + MAX_STATES], MAX_STATES),
                               (c_void_p * MAX_SAVES)(), T, N, sizes(st0, MAX_STATES),
                               sizes(par, MAX_PARAMS), 0)
-                assert lib.fs_forward(ctypes.byref(p), fam.id, 0, 0, m, 1, 1) == -2
+                assert lib.fs_forward(ctypes.byref(p), fam.id, 0, r, m, 1, 1) == -2, (name, r, m)
+                b = BwdParams()
+                b.T, b.N, b.dx, b.dspk = T, N, ptr(bufs[-1]), ptr(bufs[-2])
+                assert lib.fs_backward(ctypes.byref(b), fam.id, 0, r, m, 1, 1) == -2, (name, r, m)
+    # Izhikevich's resets 1 and 2 and the modes most families lack.
+    assert missing >= 2
 
 
 @pytest.mark.parametrize("name,reset,mode,dtype", cases())
@@ -448,8 +541,10 @@ def test_forward_matches_cpu_kernel(lib, name, reset, mode, dtype):
                         _, spk, outs, _, _ = host_forward(lib, case, dtype_id, reset, mode,
                                                           mem_all, vec)
                         got = [from_np(spk, mdt)] + [from_np(o, mdt) for o in outs]
-                        what = ["spk"] + [f"state {s}" for s in FAMILIES[name].states]
+                        what = ["spk"] + [f"state {s}" for s in
+                                          FAMILIES[name].states[:case.outputs]]
                         tag = f"T={T} N={N} params={params} mem_all={mem_all} vec={vec}"
+                        assert len(ref) == len(got) == len(what) == 1 + case.outputs
                         for w, g, r in zip(what, got, ref):
                             g = g.reshape(r.shape)
                             assert same_bits(g, r), f"{w} differs: {tag} {diff(g, r)}"
@@ -464,13 +559,18 @@ def test_backward_matches_cpu_kernel(lib, name, reset, mode, dtype):
         [f"d{p}" for p in (*fam.params, *(d for d, _ in fam.derived))]
     layouts = [(1, 31, "neuron", False), (63, 500, "mixed", False), (63, 33, "scalar", True),
                (63, 512, "neuron", True), (17, 1, "neuron", True)]
+    # Gradients nonzero somewhere over the layouts, so that none of the
+    # comparisons (a carried-only state's initial gradient above all) is
+    # of zeros against zeros; but those zero by construction.
+    seen = set(ZERO_GRADIENTS.get(name, ()))
     for k, (T, N, params, mem_all) in enumerate(layouts):
         case = Case(name, T, N, mdt, params, seed=7 + k, stretch=not fam.derived)
         rng = np.random.default_rng(100 + k)
         dspk = mx.array(rng.normal(size=case.x.shape).astype(np.float32)).astype(mdt)
         sshape = case.x.shape if mem_all else case.x.shape[1:]
+        # Cotangents of the output states only (the primitive's dstate[O]).
         dst = [mx.array(rng.normal(size=sshape).astype(np.float32)).astype(mdt)
-               for _ in case.states]
+               for _ in range(case.outputs)]
         # Three surrogates per layout, rotating: all nine over the five layouts.
         for j in range(3):
             sur_name = SUR_NAMES[(3 * k + j) % len(SUR_NAMES)]
@@ -486,7 +586,10 @@ def test_backward_matches_cpu_kernel(lib, name, reset, mode, dtype):
                       [reduce_partial(pt, a) for pt, a in zip(part, case.args()[1:])]
                 tag = f"T={T} N={N} params={params} mem_all={mem_all} {sur_name} " \
                       f"detach={detach} vec={vec}"
+                assert len(got) == len(ref) == len(names)
                 check_grads(got, ref, names, sur_name, dtype, tag)
+            seen |= {w for w, r in zip(names, ref) if nonzero(r)}
+    assert seen == set(names), f"all-zero gradients: {sorted(set(names) - seen)}"
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -509,10 +612,11 @@ def test_backward_row_cotangents_match_dense(lib, name, dtype):
         full = lambda r: mx.array(np.broadcast_to(np.array(r.astype(mx.float32)), (T, N))  # noqa: E731
                                   .copy()).astype(mdt).reshape(case.x.shape)
         row_s = row()
-        # With mem_all every other state's cotangent is a row, the rest dense.
-        rows = {q for q in range(len(case.states)) if mem_all and q % 2 == 0}
+        # With mem_all every other output state's cotangent is a row, the
+        # rest dense; carried-only states have none.
+        rows = {q for q in range(case.outputs) if mem_all and q % 2 == 0}
         dst_host, dst_ref = [], []
-        for q in range(len(case.states)):
+        for q in range(case.outputs):
             if not mem_all:
                 d = row().reshape(S)
                 dst_host.append(d)
@@ -568,3 +672,67 @@ def test_comparison_sees_a_wrong_kernel(lib):
     mem.view(np.uint32)[7] += 1
     assert same_bits(from_np(outs[0], mx.float32).reshape(ref[1].shape), ref[1])
     assert not same_bits(from_np(mem, mx.float32).reshape(ref[1].shape), ref[1])
+
+
+def nudged(a: mx.array, by: float) -> mx.array:
+    """a moved by `by` times its magnitude (by `by` where it is 0: a fed-back
+    spike of 0 too)."""
+    v = np.array(a)
+    return mx.array((v + by * (np.abs(v) + 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_comparisons_see_every_input_slot(lib, name):
+    """The checks can fail for every family and every input slot: the host
+    kernel given one initial state (carried-only ones included) or one
+    parameter (the sixth slot included) off by 1e-3 relative differs from
+    the CPU kernel's outputs in the forward, and in the gradients when the backward
+    alone gets it; and a NaN where the backward reads a cotangent (what a
+    carried-only state's dstate slot holds) reaches the gradients. Inputs
+    that enter only through a comparison (Alpha's initial membrane, through
+    its reset; Izhikevich's threshold) are moved by 1 of their magnitude,
+    which crosses it for some neurons."""
+    fam = FAMILIES[name]
+    mode, sur = min(fam.modes), SURROGATES["atan"]
+    case = Case(name, 63, 33, mx.float32, "neuron", seed=21)
+    rng = np.random.default_rng(21)
+    dspk = mx.array(rng.normal(size=case.x.shape).astype(np.float32))
+    dst = [mx.array(rng.normal(size=case.x.shape).astype(np.float32))
+           for _ in range(case.outputs)]
+    names = ["dx"] + [f"d{s}0" for s in fam.states] + \
+        [f"d{p}" for p in (*fam.params, *(d for d, _ in fam.derived))]
+    ref = cpu_fused(case, case.args(), 0, mode, True, sur, False)
+    _, ref_grad = mx.vjp(lambda *a: cpu_fused(case, a, 0, mode, True, sur, False),
+                         case.args(), [dspk, *dst])
+
+    def forward_same(c):
+        _, spk, outs, saves, xs = host_forward(lib, c, 0, 0, mode, True, 1)
+        got = [from_np(spk, mx.float32)] + [from_np(o, mx.float32) for o in outs]
+        return all(same_bits(g.reshape(r.shape), r) for g, r in zip(got, ref)), saves, xs
+
+    def gradients(c, saves, xs, cot=dst):
+        dx, part = host_backward(lib, c, saves, xs, dspk, cot, 0, 0, mode, True, sur, False, 1)
+        return [from_np(dx, mx.float32).reshape(case.x.shape)] + \
+               [reduce_partial(pt, a) for pt, a in zip(part, case.args()[1:])]
+
+    ok, saves, xs = forward_same(case)
+    assert ok, "the unchanged inputs differ"
+    check_grads(gradients(case, saves, xs), ref_grad, names, "atan", "float32", name)
+    slots = [("state", k, s) for k, s in enumerate(fam.states)] + \
+        [("param", k, p) for k, p in enumerate(names[1 + len(fam.states):])]
+    assert len(slots) == len(case.states) + len(case.params)
+    for kind, k, what in slots:
+        for by in (1e-3, 1.0):
+            bad = copy.copy(case)
+            bad.states, bad.params = list(case.states), list(case.params)
+            getattr(bad, kind + "s")[k] = nudged(getattr(case, kind + "s")[k], by)
+            fwd_seen = not forward_same(bad)[0]
+            got = gradients(bad, saves, xs)
+            bwd_seen = not all(same_bits(g, r) for g, r in zip(got, ref_grad))
+            if fwd_seen and bwd_seen:
+                break
+        assert fwd_seen, f"the forward does not see {kind} {what}"
+        assert bwd_seen, f"the gradients do not see {kind} {what}"
+    nan = [mx.full(case.x.shape, np.nan)] + dst[1:]
+    got = gradients(case, saves, xs, nan)
+    assert np.isnan(np.array(got[0])).any() and not same_bits(got[0], ref_grad[0])
