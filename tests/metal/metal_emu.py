@@ -121,9 +121,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("FLASHSNN_EMU_CACHE", Path(tempfile.gettempdir()) / "flashsnn-metal-emu"))
 
 
-def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None = None) -> "Emulator":
+def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None = None,
+          plans: str | None = None) -> "Emulator":
     """The emulator for `metal` (its inlined text, or `source` instead: the
-    tests that break a kernel on purpose pass a modified copy)."""
+    tests that break a kernel on purpose pass a modified copy; `plans`
+    likewise replaces the text of the launch plans, metal/family.h)."""
     c = msl.compiler()
     if isinstance(c, str):
         raise EmulatorError(c)
@@ -137,7 +139,7 @@ def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None =
             msl.REPO / "metal" / "family.h", *sorted(msl.KERNELS.glob("*.h")),
             *sorted((msl.REPO / "src" / "step").glob("*.h")), Path(__file__), Path(msl.__file__)]
     h = hashlib.sha256()
-    for part in [source, version, " ".join(msl.COMMON_FLAGS + BUILD_FLAGS),
+    for part in [source, version, " ".join(msl.COMMON_FLAGS + BUILD_FLAGS), plans or "",
                  *(p.read_text() for p in deps)]:
         h.update(part.encode())
     out = cache_root() / f"{metal.stem}-{h.hexdigest()[:16]}"
@@ -162,6 +164,12 @@ def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None =
         # never sees the shim's macros.
         runner_flags = [*cxx, "-std=c++17", "-O1", "-fPIC", "-g0", "-Wall", "-Werror", "-I", str(EMU),
                         "-I", str(msl.REPO)]
+        if plans is not None:
+            # metal/family.h found here first; its relative includes
+            # ("launch.h", "../src/step/families.h") then through REPO/metal.
+            (work / "plans" / "metal").mkdir(parents=True)
+            (work / "plans" / "metal" / "family.h").write_text(plans)
+            runner_flags[-4:-4] = ["-I", str(work / "plans"), "-I", str(msl.REPO / "metal")]
         _run([*runner_flags, "-c", str(EMU / "runner.cpp"), "-o", str(work / "runner.o")], work)
         _run([*cxx, "-shared", str(work / "kernels.o"), str(work / "runner.o"), "-o", str(work / "emu.so")],
              work)
@@ -170,7 +178,7 @@ def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None =
     return Emulator(lib)
 
 
-MAX_STATES, MAX_PARAMS = 3, 6  # fs::kMaxStates, fs::kMaxParams (src/step/family.h)
+MAX_STATES, MAX_PARAMS, MAX_SAVES = 3, 6, 3  # fs::kMaxStates, kMaxParams, kMaxSaves (src/step/family.h)
 
 
 class Launch(ctypes.Structure):
@@ -209,11 +217,13 @@ class Emulator:
                                 ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_int]
 
     def family(self, fid: int, mode: int = 0) -> dict:
-        """kernel_family(fid) of metal/family.h, with the saves of `mode`."""
-        out = (ctypes.c_int * 6)()
+        """kernel_family(fid) of metal/family.h, with the saves of `mode`;
+        outputs: the first `outputs` states are op outputs, the rest carried
+        only (initial-state inputs with a gradient, no output, no cotangent)."""
+        out = (ctypes.c_int * 7)()
         if self.lib.fsemu_family(fid, mode, out) != 0:
             raise EmulatorError(self.lib.fsemu_error().decode())
-        return dict(zip(("states", "params", "saves", "backward_x", "resets", "modes"), out))
+        return dict(zip(("states", "params", "saves", "backward_x", "resets", "modes", "outputs"), out))
 
     def kernel_names(self) -> list[str]:
         return [self.lib.fsemu_kernel_name(k).decode() for k in range(self.lib.fsemu_num_kernel_names())]
@@ -256,15 +266,18 @@ class Emulator:
     def forward(self, opts: dict, x, states: list, params: list, saves: int, dtype: str, *, order: int = 0,
                 max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
         """FamilyForward over x [T, N] (storage of `dtype`) and float32 suffix
-        arrays: [spk, *states, *saves] as the primitive declares them (saves:
-        how many [T, N] arrays this mode writes, 0 without save). order:
-        threadgroups in order (0), reversed (1) or shuffled (2); ftz: flush
-        float32 subnormals as Apple GPUs reportedly do."""
+        arrays (every initial state, carried-only ones included): [spk,
+        *output states, *saves] as the primitive declares them (the family's
+        first `outputs` states; saves: how many [T, N] arrays this mode
+        writes, 0 without save). order: threadgroups in order (0), reversed
+        (1) or shuffled (2); ftz: flush float32 subnormals as Apple GPUs
+        reportedly do."""
         T, N = x.shape
         lau = launch(opts, T, N, [s.size for s in states], [p.size for p in params], dtype)
         st = NP_STORAGE[dtype]
         shape = (T, N) if opts.get("mem_all") else (N,)
-        outs = [_typed(np.full((T, N), 7, st), dtype), *(_typed(np.full(shape, 7, st), dtype) for _ in states),
+        n_out = self.family(opts.get("family", 0))["outputs"]
+        outs = [_typed(np.full((T, N), 7, st), dtype), *(_typed(np.full(shape, 7, st), dtype) for _ in range(n_out)),
                 *(_typed(np.full((T, N), np.nan, np.float32), "float32") for _ in range(saves))]
         ins = [_typed(x, dtype), *map(_f32, states), *map(_f32, params)]
         self._call(False, lau, ins, outs, order, max_threads, ftz)
@@ -273,7 +286,8 @@ class Emulator:
     def backward(self, opts: dict, saved: list, x, states: list, params: list, dspk, dstates: list, dtype: str,
                  *, order: int = 0, max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
         """FamilyBackward: inputs in Layout's order (x only when given, i.e.
-        when the family's backward reads it); returns [dx [T, N], *dstate0,
+        when the family's backward reads it; dstates: the output states'
+        cotangents only); returns [dx [T, N], *dstate0 (every state),
         *dparam] with the last two per-neuron partials [N]."""
         T, N = saved[0].shape
         lau = launch(opts, T, N, [s.size for s in states], [p.size for p in params], dtype)

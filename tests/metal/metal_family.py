@@ -45,6 +45,16 @@ EXP_SURROGATES = {"sigmoid", "spike_rate_escape"}
 # across a rounding boundary (2^-11 float16, 2^-8 bfloat16).
 GRAD_TOL = {"float32": 1e-5, "float16": 2 ** -11, "bfloat16": 2 ** -8}
 PARAM_TOL = 1e-5
+# One neuron's state or parameter gradient (the N = 1 cases) is one float32
+# sum over T whose terms can cancel to near 0, where its relative error is
+# the cancellation's, not the kernel's. Measured with the CPU kernel against
+# the reference (60 seeds per family, T = 23, float32, surrogates without
+# exp): 3 of 2,115 one-neuron gradients above 1e-5, up to 4.9e-4 (ALIF's
+# dadapt, 4.249e-4 against 4.247e-4 next to gradients of 1 to 60), and none
+# of 2,115 over 33 neurons (at most 2.6e-6). Such a gradient's error is
+# measured against the RMS of all the case's state and parameter gradients
+# instead, when that is larger. (Every emulated gradient is also the CPU
+# kernel's bits there, check_against_cpu.)
 
 
 def to_np(a: mx.array) -> np.ndarray:
@@ -96,8 +106,11 @@ class Emulated:
         dt = DTYPE_NAMES[x.dtype]
         opts = dict(family=fid, reset=reset, mode=mode, detach=detach, surrogate_id=surrogate_id,
                     surrogate_a=surrogate_a, surrogate_b=surrogate_b, mem_all=mem_all)
-        ns = len(states)
+        # Every state is an input (initial values, a gradient); only the
+        # first `no` are outputs with cotangents (the rest are carried only).
+        ns, no = len(states), fam["outputs"]
         assert ns == fam["states"] and len(params) == fam["params"], (fid, ns, len(params))
+        assert 1 <= no <= ns, (fid, no, ns)
 
         def run_forward(xv, sv, pv, save):
             o = dict(opts, save=save)
@@ -109,13 +122,15 @@ class Emulated:
         def f(xv, *sp):
             out = run_forward(xv, sp[:ns], sp[ns:], False)
             shape = x.shape if mem_all else S
+            assert len(out) == 1 + no, (fid, len(out), no)
             return [from_np(out[0], x.dtype).reshape(x.shape),
-                    *(from_np(o, x.dtype).reshape(shape) for o in out[1:1 + ns])]
+                    *(from_np(o, x.dtype).reshape(shape) for o in out[1:])]
 
         @f.vjp
         def f_vjp(primals, cotangents, outputs):
             xv, sv, pv = primals[0], primals[1:1 + ns], primals[1 + ns:]
-            saves = run_forward(xv, sv, pv, True)[1 + ns:]
+            saves = run_forward(xv, sv, pv, True)[1 + no:]
+            assert len(saves) == fam["saves"] and len(cotangents) == 1 + no, (fid, len(saves), len(cotangents))
             cot = [to_np(c.astype(x.dtype)) for c in cotangents]
             o = dict(opts)
             dspk = cot[0].reshape(T, N)
@@ -132,6 +147,7 @@ class Emulated:
             xk = to_np(xv).reshape(T, N) if fam["backward_x"] else None
             out = emu.backward(o, saves, xk, [_flat(s) for s in sv], [_flat(p) for p in pv], dspk, dst, dt,
                                **self.launch)
+            assert len(out) == 1 + ns + len(pv), (fid, len(out))
             grads = [from_np(out[0], x.dtype).reshape(x.shape)]
             grads += [_reduce(part, p, N) for part, p in zip(out[1:], primals[1:])]
             return tuple(grads)
@@ -156,14 +172,14 @@ def emulated(emu, rows: bool = False, **launch):
 
 def op(fam, backend: str, x, states: dict, params: dict, cot: list, **kw):
     """(outputs, grads): the family's op and its mx.vjp with respect to x,
-    every initial state given and every parameter; grads by name."""
+    every initial state given (by keyword: RLeaky's op takes spk before mem,
+    the kernel mem before spk) and every parameter; grads by name."""
     names = ["x", *states, *params]
 
     def g(xv, *rest):
         st = dict(zip(states, rest[:len(states)]))
         pa = dict(zip(params, rest[len(states):]))
-        args = [st.get(s) for s in fam.states]
-        return getattr(fs.ops, fam.name)(xv, *args, **pa, backend=backend, **kw)
+        return getattr(fs.ops, fam.name)(xv, **st, **pa, backend=backend, **kw)
 
     outs, vjps = mx.vjp(g, [x, *states.values(), *params.values()], cot)
     mx.eval(outs, vjps)
@@ -200,7 +216,7 @@ def mode_options(fam) -> dict[int, dict]:
 
         def fused(self, fid, x, states, params, *, mode, mem_all, **_):
             seen.append(mode)
-            return [x, *(x[0] for _ in states)]
+            return [x, *(x[0] for _ in range(fam.n_outputs))]
 
     real, keys = _backend.ext, list(fam.options)
     _backend.ext = Probe()
@@ -222,23 +238,47 @@ def mode_options(fam) -> dict[int, dict]:
 
 
 NEURONS = {1: (1,), 33: (33,), 500: (20, 25)}
+# Initial states the table gives no range for (Family.sample has Izhikevich's
+# mV and current units): a spike trace is a sum of decayed spikes, >= 0.
+STATE_SAMPLE = {"adapt": (0.0, 1.0)}
+
+
+def initial_state(fam, name: str, S: tuple, rng) -> np.ndarray:
+    """A sensible initial value of state `name` over S: 0/1 for a fed-back
+    spike (RLeaky's and RSynaptic's spk, ALIF's carried one), else uniform
+    over the table's range, else over [-0.3, 0.8) as for every state
+    before (the same draws, so the older families' cases are unchanged)."""
+    if name == "spk":
+        return (rng.uniform(size=S) < 0.3).astype(np.float32)
+    lo, hi = fam.sample.get(name, STATE_SAMPLE.get(name, (-0.3, 0.8)))
+    return rng.uniform(lo, hi, S).astype(np.float32)
+
+
+def reset_kw(fam, reset: str) -> dict:
+    """The reset option, for the families whose op takes one (Izhikevich has
+    one reset and no reset_mechanism)."""
+    assert reset in fam.resets, (fam.name, reset)
+    return {"reset_mechanism": reset} if len(fam.resets) > 1 else {}
 
 
 def make_case(fam, dtype: str, T: int, n: int, seed: int, form: str = "neuron", output_mem: str = "last"):
-    """x, initial states, parameters and cotangents for one case. form:
+    """x, initial states (those the op takes), parameters and cotangents (on
+    spk and the output states) for one case. form:
     'neuron' (per-neuron parameters, so that every parameter gradient is
     per neuron, as the kernel's partials are, and comparing it measures the
     kernel, not the order of a cancelling sum over neurons), 'feature'
     (per last axis) or 'scalar'."""
     rng = np.random.default_rng(seed)
     S = NEURONS[n]
-    x = mx.array(rng.normal(0.35, 0.6, (T, *S)).astype(np.float32)).astype(DTYPES[dtype])
+    mean, std = fam.sample.get("x", (0.35, 0.6))  # Izhikevich: currents of ~0..20
+    x = mx.array(rng.normal(mean, std, (T, *S)).astype(np.float32)).astype(DTYPES[dtype])
     P = {"neuron": S, "feature": S[-1:], "scalar": ()}[form]
     params = {p: mx.array(rng.uniform(*fam.sample[p], P).astype(np.float32)) for p in fam.params}
-    states = {s: mx.array(rng.uniform(-0.3, 0.8, S).astype(np.float32)) for s in fam.states}
+    # The states the op takes (ALIF makes its initial spike from mem and adapt).
+    states = {s: mx.array(initial_state(fam, s, S, rng)) for s in fam.arg_states}
     shape = x.shape if output_mem == "all" else S
     cot = [mx.array(rng.normal(size=x.shape).astype(np.float32)).astype(x.dtype),
-           *(mx.array(rng.normal(size=shape).astype(np.float32)).astype(x.dtype) for _ in fam.states)]
+           *(mx.array(rng.normal(size=shape).astype(np.float32)).astype(x.dtype) for _ in range(fam.n_outputs))]
     return x, states, params, cot
 
 
@@ -267,21 +307,34 @@ def rel_rms(a: mx.array, b: mx.array) -> tuple[float, float]:
 
 
 def check_against_cpu(got, want, dtype: str, what: str = "", bitwise_grads: bool = True):
-    """Spikes and states identical; dx identical in float32 (the CPU kernel
-    compiles the same trait calls in the same order)."""
+    """Spikes and states identical; with bitwise_grads (the surrogates that
+    do not go through exp), every gradient identical too, in every dtype:
+    dx, each initial state's and each parameter's (the CPU kernel compiles
+    the same trait calls in the same order, both round float32 to 16 bits
+    the same way, and the op sums the same per-neuron partials)."""
     (outs, g), (routs, rg) = got, want
+    assert len(outs) == len(routs), f"{what}{len(outs)} outputs, the CPU kernel's op {len(routs)}"
     for k, (a, b) in enumerate(zip(outs, routs)):
         assert exact(a, b), f"{what}output {k} differs at {int(mx.sum(a != b).item())} places"
-    if dtype == "float32" and bitwise_grads:
-        err, mabs = rel_rms(g["x"], rg["x"])
-        assert exact(g["x"], rg["x"]), f"{what}dx differs from the CPU kernel: rel RMS {err:.3g}"
+    if bitwise_grads:
+        assert set(g) == set(rg), what
+        for key in rg:
+            err, mabs = rel_rms(g[key], rg[key])
+            assert g[key].shape == rg[key].shape and exact(g[key], rg[key]), \
+                f"{what}d{key} differs from the CPU kernel: rel RMS {err:.3g}"
 
 
 def check_against_reference(got, want, dtype: str, what: str = ""):
     """Gradients within relative RMS of the pure-MLX reference's."""
     g, rg = got[1], want[1]
+    others = [np.array(v.astype(mx.float32), dtype=np.float64).ravel() for k, v in rg.items() if k != "x"]
+    others = np.concatenate(others) if others else np.zeros(0)
+    others = others[np.isfinite(others)]
+    case_scale = float(np.sqrt(np.mean(others ** 2))) if others.size else 0.0
     for key, ref in rg.items():
         assert g[key].shape == ref.shape, f"{what}d{key} shape {g[key].shape} != {ref.shape}"
         err, mabs = rel_rms(g[key], ref)
         tol = GRAD_TOL[dtype] if key == "x" else PARAM_TOL
+        if key != "x" and ref.size == 1 and math.isfinite(mabs) and err > tol and case_scale > 0:
+            err = min(err, mabs / case_scale)  # one neuron's cancelling sum: see PARAM_TOL
         assert err <= tol, f"{what}d{key}: rel RMS {err:.3g} > {tol:.3g} (max abs {mabs:.3g})"

@@ -1,6 +1,6 @@
 """The Metal kernels on a Metal device: flashsnn built against MLX's Metal
-backend, on macOS. Every family of the table, every reset and mode, every
-dtype, forward and backward (saved state or not, output_mem last or all),
+backend, on macOS. Every family of the table, each of its resets and modes,
+every dtype, forward and backward (saved state or not, output_mem last or all),
 against the pure-MLX reference on the CPU. Skipped elsewhere; on Linux the
 emulator tests stand in for these (docs/metal.md says what each proves).
 Nothing here has run yet: no Apple hardware has been available.
@@ -14,8 +14,8 @@ import mlx.core as mx
 import pytest
 
 import flashsnn as fs
-from metal_family import (DTYPES, FAMILIES, RESETS, SURROGATES, check_against_reference, exact, make_case,
-                          mode_options, op, run_reference)
+from metal_family import (DTYPES, FAMILIES, SURROGATES, check_against_reference, exact, make_case,
+                          mode_options, op, reset_kw, run_reference)
 
 
 def _why_not() -> str | None:
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 
 def _cases():
     for fam in FAMILIES.values():
-        for reset, mode, dtype, output_mem in itertools.product(RESETS, fam.modes, DTYPES, ("last", "all")):
+        for reset, mode, dtype, output_mem in itertools.product(fam.resets, fam.modes, DTYPES, ("last", "all")):
             yield pytest.param(fam.name, reset, mode, dtype, output_mem,
                                id=f"{fam.name}-{reset}-{mode}-{dtype}-{output_mem}")
 
@@ -40,7 +40,7 @@ def _cases():
 def test_every_kernel_on_the_gpu(name, reset, mode, dtype, output_mem):
     fam = FAMILIES[name]
     x, states, params, cot = make_case(fam, dtype, 63, 500, 1, "neuron", output_mem)
-    kw = dict(reset_mechanism=reset, output_mem=output_mem, **mode_options(fam)[mode])
+    kw = dict(reset_kw(fam, reset), output_mem=output_mem, **mode_options(fam)[mode])
     with mx.stream(mx.gpu):
         got = op(fam, "fused", x, states, params, cot, **kw)
     with mx.stream(mx.cpu):
@@ -71,11 +71,10 @@ def test_inference_with_broadcast_parameters_on_the_gpu(name, form):
     read through p[i % P]."""
     fam = FAMILIES[name]
     x, states, params, _ = make_case(fam, "float16", 31, 500, 3, form)
-    args = [states[s] for s in fam.states]
     with mx.stream(mx.gpu):
-        got = getattr(fs.ops, name)(x, *args, **params, backend="fused")
+        got = getattr(fs.ops, name)(x, **states, **params, backend="fused")
         mx.eval(got)
     with mx.stream(mx.cpu):
-        want = getattr(fs.ops, name)(x, *args, **params, backend="reference")
+        want = getattr(fs.ops, name)(x, **states, **params, backend="reference")
     for a, b in zip(got, want):
         assert exact(a, b)

@@ -1,11 +1,18 @@
 """Every fused family's Metal kernels, run in the emulator (metal_family),
-generated from the family table: each family x its resets x its modes x
-dtype, with surrogates, output_mem and row cotangents in rotation.
+generated from the family table: each family x its resets (Izhikevich has
+one) x its modes x dtype, with surrogates, output_mem and row cotangents in
+rotation. States that are carried only (RLeaky's and RSynaptic's fed-back
+spike, ALIF's) are initial-state inputs with a gradient but no output and no
+cotangent; test_kernel_states_given_directly gives them to the kernel as
+such.
 
-Float32 spikes, states and dx must be the CPU kernel's bits (the same trait
-calls in the same order; `_ext.fused` on the CPU and its mx.vjp); gradients
-of x, the initial states and the parameters within relative RMS 1e-5 of the
-pure-MLX reference (`backend="reference"`). Parameters are per neuron in the
+Spikes and states must be the CPU kernel's bits, and so must every gradient
+(dx, initial states, parameters, in every dtype) under the surrogates that do
+not go through exp (the same trait calls in the same order; `_ext.fused` on
+the CPU and its mx.vjp); gradients of x, the initial states and the
+parameters within relative RMS 1e-5 of the pure-MLX reference
+(`backend="reference"`; one neuron's: see metal_family.PARAM_TOL).
+Parameters are per neuron in the
 generated cases, so their gradients are per-neuron sums over T, which is what
 the kernel computes; a shared parameter's gradient is a cancelling sum over
 thousands of neurons whose float32 summation order alone moves it by ~3e-4
@@ -16,15 +23,17 @@ order, not the kernel.
 from __future__ import annotations
 
 import itertools
+import types
 
 import mlx.core as mx
 import numpy as np
 import pytest
 
 import flashsnn as fs
-from metal_family import (DTYPES, EXP_SURROGATES, FAMILIES, RESETS, SURROGATES, check_against_cpu,
-                          check_against_reference, exact, make_case, mode_options, run_cpu, run_emulated,
-                          run_reference)
+from flashsnn import _backend
+from metal_family import (DTYPES, EXP_SURROGATES, FAMILIES, RESETS, SURROGATES, Emulated, check_against_cpu,
+                          check_against_reference, exact, initial_state, make_case, mode_options, reset_kw,
+                          run_cpu, run_emulated, run_reference)
 
 MODES = {fam.name: mode_options(fam) for fam in FAMILIES.values()}
 MODE_NAMES = {0: "delayed", 1: "immediate", 2: "same_step"}
@@ -33,7 +42,7 @@ MODE_NAMES = {0: "delayed", 1: "immediate", 2: "same_step"}
 def _cases():
     k = 0
     for fam in FAMILIES.values():
-        for reset, mode in itertools.product(RESETS, MODES[fam.name]):
+        for reset, mode in itertools.product(fam.resets, MODES[fam.name]):
             # float32 everywhere; the 16-bit kernels for every reset of the first mode
             for dtype in ("float32", "float16", "bfloat16"):
                 if dtype != "float32" and mode != min(MODES[fam.name]):
@@ -61,7 +70,7 @@ def test_matches_cpu_kernel_and_reference(emu, k, name, reset, mode, dtype):
     x, states, params, cot = make_case(fam, dtype, 23, n, k, "neuron", output_mem)
     if rows:  # a .sum() loss's cotangents: the same row at every step
         cot = [mx.broadcast_to(c[:1], c.shape) if c.shape == x.shape else c for c in cot]
-    kw = dict(reset_mechanism=reset, spike_grad=SURROGATES[sg], output_mem=output_mem, **MODES[name][mode])
+    kw = dict(reset_kw(fam, reset), spike_grad=SURROGATES[sg], output_mem=output_mem, **MODES[name][mode])
     what = f"[{sg}, mem={output_mem}, rows={rows}, N={n}] "
     got = run_emulated(emu, fam, x, states, params, cot, rows=rows, **kw)
     check_against_cpu(got, run_cpu(fam, x, states, params, cot, **kw), dtype, what,
@@ -78,7 +87,7 @@ def test_every_surrogate(emu, name, sg, detach):
     fam = FAMILIES[name]
     for mode, opts in MODES[name].items():
         x, states, params, cot = make_case(fam, "float32", 17, 33, 7 + mode, "neuron")
-        kw = dict(reset_mechanism="subtract", spike_grad=SURROGATES[sg], **opts)
+        kw = dict(reset_kw(fam, "subtract"), spike_grad=SURROGATES[sg], **opts)
         if detach:
             if name != "leaky":
                 continue  # only Leaky's op takes detach_reset
@@ -119,6 +128,47 @@ def test_row_cotangents_equal_dense_ones(emu, name):
         assert exact(got[1][key], want[1][key]), f"d{key} differs"
 
 
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_kernel_states_given_directly(emu, name):
+    """`fused` itself, with the kernel's own inputs rather than the op's:
+    every state, carried-only ones included (ALIF's previous spike, which
+    the op makes from mem and adapt, is given here as 0/1 values), every
+    reset and mode, mem_all alternating. Float32 outputs (spk and the output
+    states only) and every gradient (dx, each state's dstate0, the summed
+    parameter partials) are the CPU kernel's bits."""
+    _need_cpu()
+    fam = FAMILIES[name]
+    g = fs.surrogate.triangular()  # no exp: bitwise on both sides
+    for k, (reset, mode) in enumerate(itertools.product(fam.resets, fam.modes)):
+        mem_all = k % 2 == 0
+        rng = np.random.default_rng(100 + 10 * fam.id + k)
+        x, _, params, cot = make_case(fam, "float32", 21, 33, 50 + 10 * fam.id + k, "neuron",
+                                      "all" if mem_all else "last")
+        S = x.shape[1:]
+        states = [mx.array(initial_state(fam, s, S, rng)) for s in fam.states]
+        kparams = fam.kernel_params(types.SimpleNamespace(**params))  # Alpha's derived tau too
+        kw = dict(reset=RESETS[reset], mode=mode, detach=False, surrogate_id=g.kernel_id, surrogate_a=g.a,
+                  surrogate_b=g.b, mem_all=mem_all)
+        ns = len(states)
+
+        def call(ext):
+            return lambda xv, *sp: ext.fused(fam.id, xv, list(sp[:ns]), list(sp[ns:]), **kw)
+
+        primals = [x, *states, *kparams]
+        got = mx.vjp(call(Emulated(emu)), primals, cot)
+        with mx.stream(mx.cpu):
+            want = mx.vjp(call(_backend.ext), primals, cot)
+        mx.eval(got, want)
+        what = f"[{reset}, {MODE_NAMES[mode]}, mem_all={mem_all}]"
+        assert len(got[0]) == len(want[0]) == 1 + fam.n_outputs, what
+        for j, (a, b) in enumerate(zip(got[0], want[0])):
+            assert a.shape == b.shape and exact(a, b), f"{what} output {j} differs"
+        names = ["x", *fam.states, *fam.params, *(n for n, _ in fam.derived)]
+        for key, a, b in zip(names, got[1], want[1]):
+            assert a.shape == b.shape and exact(a, b), f"{what} d{key} differs from the CPU kernel"
+            assert np.isfinite(np.array(a)).all(), f"{what} d{key}"
+
+
 @pytest.mark.parametrize("order,max_threads", [(1, 1024), (2, 32), (0, 1), (2, 7)],
                          ids=["reversed", "shuffled-32", "groups-of-1", "shuffled-7"])
 def test_launch_order_and_group_size_do_not_matter(emu, order, max_threads):
@@ -144,12 +194,12 @@ def test_inference_binds_no_saved_state(emu, name):
     from metal_family import emulated
     fam = FAMILIES[name]
     x, states, params, _ = make_case(fam, "float16", 20, 33, 2, "neuron")
-    args = [states[s] for s in fam.states]
     with emulated(emu) as e:
-        got = getattr(fs.ops, name)(x, *args, **params, backend="fused")
+        got = getattr(fs.ops, name)(x, **states, **params, backend="fused")
         mx.eval(got)
     assert [c[0] for c in e.calls] == ["fwd"] and e.calls[0][1]["save"] is False
-    want = getattr(fs.ops, name)(x, *args, **params, backend="reference")
+    want = getattr(fs.ops, name)(x, **states, **params, backend="reference")
+    assert len(got) == len(want) == 1 + fam.n_outputs
     for a, b in zip(got, want):
         assert exact(a, b)
 

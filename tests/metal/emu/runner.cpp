@@ -134,6 +134,14 @@ void run(const fm::Plan& p, const std::vector<Array>& in, const std::vector<Arra
                                " out of range or bound twice");
     }
     bound[b.index] = true;
+    const size_t arrays = b.kind == fm::Binding::kInput ? in.size() : out.size();
+    if ((b.kind == fm::Binding::kInput || b.kind == fm::Binding::kOutput) &&
+        (b.array < 0 || size_t(b.array) >= arrays)) {
+      throw std::runtime_error(p.kernel + " (" + p.pipeline + "): binds " +
+                               (b.kind == fm::Binding::kInput ? "input " : "output ") +
+                               std::to_string(b.array) + " of the primitive's " +
+                               std::to_string(arrays));
+    }
     switch (b.kind) {
       case fm::Binding::kInput:
         buffers[b.index] = in.at(b.array).data;
@@ -253,7 +261,8 @@ const char* fsemu_error() {
 }
 
 // A family's counts from the plans' own table (metal/family.h): states,
-// params, saves in `mode`, backward reads x; -1 for an unknown id.
+// params, saves in `mode`, backward reads x, reset and mode masks, output
+// states; -1 for an unknown id.
 int fsemu_family(int id, int mode, int* out) {
   try {
     const fm::KernelFamily& f = fm::kernel_family(id);
@@ -263,6 +272,7 @@ int fsemu_family(int id, int mode, int* out) {
     out[3] = f.backward_x;
     out[4] = int(f.resets);
     out[5] = int(f.modes);
+    out[6] = f.outputs;
     return 0;
   } catch (const std::exception& e) {
     g_error = e.what();
