@@ -19,7 +19,7 @@ namespace flashsnn::cuda {
 enum Dtype : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
 // Kernel arguments, passed by value as the kernel's only parameter (the glue
-// hands its address to add_kernel_node_raw; 200 / 312 bytes, far below the
+// hands its address to add_kernel_node_raw; 232 / 360 bytes, far below the
 // 4 KB parameter limit). Arrays are row-contiguous, [T, N] with neuron i of
 // step t at t * N + i; initial states and parameters are suffix arrays read
 // as p[i % P] (src/ops/family.h, FamilyDims). Slots past the family's counts

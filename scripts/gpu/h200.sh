@@ -86,9 +86,13 @@ for job in "$@"; do
         "$(ls /root/fs-old/flashsnn/_ext*.so)" --shapes 100,64,4096 500,32,1024 \
         --out "$OUT/compare-builds-h200.json" 2>&1 | tail -20 ;;
     families)
-      for f in leaky synaptic alpha lapicque; do
+      # Every family of the table.
+      for f in $(python3 -c "from flashsnn.ops._table import FAMILIES; print(*FAMILIES)"); do
+        impls="fused reference x*2"
+        # SpikingJelly 2.0's fused Leaky and Izhikevich (its own model) beside ours.
+        case "$f" in leaky|izhikevich) impls="$impls spikingjelly" ;; esac
         python3 benchmarks/run.py --device gpu --family "$f" --shapes 100,64,4096 --no-progress \
-          --impls fused reference x*2 --modes throughput --out "$OUT/family-$f-h200.json" 2>&1 | tail -12
+          --impls $impls --modes throughput --out "$OUT/family-$f-h200.json" 2>&1 | tail -12
       done ;;
     *) echo "unknown job '$job' (build build-old crash tests fuzz bench train ncu compare families)"; exit 2 ;;
   esac

@@ -84,7 +84,7 @@ def make_inputs(case: Case, seed: int = 0, cotangents: bool = True):
     as a user's does. Leaky draws from the same keys as before the family
     table, so its inputs are the ones earlier runs timed."""
     dtype = getattr(mx, case.dtype)
-    n_states = len(FAMILIES[case.family].states)
+    n_states = FAMILIES[case.family].n_outputs  # a cotangent per state output
     k = mx.random.split(mx.random.key(seed), 2 + n_states)
     x = (mx.random.normal(case.shape, key=k[0]) * 0.8 + 0.3).astype(dtype)
     if not cotangents:
@@ -329,6 +329,37 @@ def _spikingjelly(case, inp, device):
                          "reset; its backward takes no membrane cotangent")
 
 
+def _spikingjelly_izhikevich(case, inp, device):
+    import torch
+    from spikingjelly.activation_based import functional, neuron, surrogate
+    x = _to_torch(inp["x"], device).requires_grad_(True)
+    cs = _to_torch(inp["cs"], device)
+    # SpikingJelly's IzhikevichNode is another model than Izhikevich (2003)
+    # (a normalized quadratic membrane with an adaptation current, its
+    # defaults): the same kind of work per step (two coupled states, a
+    # quadratic term, a reset and a jump), timed only, with no parity check.
+    node = neuron.IzhikevichNode(step_mode="m",
+                                 surrogate_function=surrogate.ATan(alpha=2.0)).to("cuda")
+    chosen = functional.neuron_implementation("izhikevich", torch.device("cuda"))[
+        "implementation"]
+
+    def fwd():
+        with torch.no_grad():
+            node.reset()
+            return node(x)
+
+    def fwdbwd():
+        x.grad = None
+        node.reset()
+        torch.autograd.backward([node(x)], [cs])
+        return x.grad
+
+    return Prepared(fwd=fwd, fwdbwd=fwdbwd, sync=_torch_sync(device), spikes=None,
+                    parity_with={},
+                    note=f"IzhikevichNode(step_mode='m'), implementation '{chosen}'; its own "
+                         "model and defaults, so timed with no parity check")
+
+
 # --------------------------------------------------------------- registry --
 
 def family_impls(family: str) -> list[Impl]:
@@ -363,7 +394,9 @@ BENCHMARKS = {
         "cpu": [Case(name, 100, 32, 1024), Case(name, 25, 128, 256)],
         "gpu": [Case(name, 100, 64, 4096), Case(name, 500, 32, 1024),
                 Case(name, 25, 128, 256)],
-        "impls": LEAKY_IMPLS if name == "leaky" else family_impls(name),
+        "impls": LEAKY_IMPLS if name == "leaky" else family_impls(name) + [
+            Impl("spikingjelly", _spikingjelly_izhikevich, _spikingjelly_available)
+        ] * (name == "izhikevich"),
     }
     for name in FAMILIES
 }

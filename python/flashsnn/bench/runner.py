@@ -206,7 +206,8 @@ def parity(case: Case, inputs: dict, name: str, prep, per_call: bool = False) ->
                         for a in _reference_op(case, x, **prep.parity_with))
     mism = int(np.sum(spk != r_spk))
     # Other libraries return the membrane, the last state, alone.
-    names = FAMILIES[case.family].states[-len(states):]
+    fam = FAMILIES[case.family]
+    names = fam.states[:fam.n_outputs][-len(states):]
     errs = [float(np.sqrt(np.mean((s - r) ** 2)) / (np.sqrt(np.mean(r ** 2)) + 1e-30))
             for s, r in zip(states, r_states[-len(states):])]
     err = max(errs)
