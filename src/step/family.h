@@ -119,6 +119,35 @@ FS_FN Fire fire_above(float u, float th) {
   return f;
 }
 
+// snnTorch's reset_delay=False (kImmediate) after the spike, shared by the
+// families that have it through a Synaptic-like step (Synaptic, RLeaky,
+// RSynaptic): the membrane h that fired S is reset again by D = S - R (R,
+// the delayed reset already applied), keeping S's surrogate gradient:
+// U = h - D θ (subtract) | h - D h (zero) | h (none, and kDelayed).
+template <int RESET, int MODE>
+FS_FN float immediate_reset(float h, float s, float r, float th) {
+  if (MODE == kDelayed || RESET == kNone) return h;
+  if (RESET == kSubtract) return h - (s - r) * th;
+  return h - (s - r) * h;
+}
+
+// Its partials dU/dh, dU/dS, dU/dθ.
+struct ResetGrad {
+  float dh, ds, dth;
+};
+template <int RESET, int MODE>
+FS_FN ResetGrad immediate_reset_grad(float h, float s, float r, float th) {
+  ResetGrad g{1.0f, 0.0f, 0.0f};
+  if (MODE == kImmediate && RESET == kSubtract) {
+    g.ds = -th;
+    g.dth = -(s - r);
+  } else if (MODE == kImmediate && RESET == kZero) {
+    g.dh = 1.0f - (s - r);
+    g.ds = -h;
+  }
+  return g;
+}
+
 template <class F>
 FS_FN constexpr bool has_reset(int r) {
   return (F::kResets >> r) & 1u;

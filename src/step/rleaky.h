@@ -49,13 +49,6 @@ struct RLeaky {
   }
 
   template <int RESET, int MODE>
-  static FS_FN float post(float h, float s, float r, float th) {
-    if (MODE == kDelayed || RESET == kNone) return h;
-    if (RESET == kSubtract) return h - (s - r) * th;
-    return h - (s - r) * h;
-  }
-
-  template <int RESET, int MODE>
   static FS_FN Fwd<RLeaky> forward(Vec<2> prev, float x, Vec<3> c) {
     const float th = c.v[2];
     const float r = prev.v[0] > th ? 1.0f : 0.0f;
@@ -65,7 +58,7 @@ struct RLeaky {
     if (RESET == kZero) h = b - b * r;
     const float s = h > th ? 1.0f : 0.0f;
     Fwd<RLeaky> o;
-    o.s.v[0] = post<RESET, MODE>(h, s, r, th);
+    o.s.v[0] = immediate_reset<RESET, MODE>(h, s, r, th);
     o.s.v[1] = s;
     o.save.v[0] = h;
     o.save.v[1] = o.s.v[0];
@@ -94,18 +87,11 @@ struct RLeaky {
     const float h = save.v[0];
     const float s = h > th ? 1.0f : 0.0f;
     const float gu = dstate.v[0];
-    float dpost_dh = 1.0f, dpost_ds = 0.0f, dpost_dth = 0.0f;
-    if (MODE == kImmediate && RESET == kSubtract) {
-      dpost_ds = -th;
-      dpost_dth = -(s - r);
-    } else if (MODE == kImmediate && RESET == kZero) {
-      dpost_dh = 1.0f - (s - r);
-      dpost_ds = -h;
-    }
+    const ResetGrad p = immediate_reset_grad<RESET, MODE>(h, s, r, th);
     // dL/dS_t: the output's, the next step's feedback, the same-step reset's.
-    const float gs = dspk + dstate.v[1] + gu * dpost_ds;
-    const float gh = gu * dpost_dh + gs * sg;
-    float dth = gu * dpost_dth - gs * sg;
+    const float gs = dspk + dstate.v[1] + gu * p.ds;
+    const float gh = gu * p.dh + gs * sg;
+    float dth = gu * p.dth - gs * sg;
     float gb = gh;
     if (RESET == kSubtract) dth -= gh * r;
     if (RESET == kZero) gb = gh * (1.0f - r);

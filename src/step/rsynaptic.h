@@ -68,7 +68,7 @@ struct RSynaptic {
     const float s = h > th ? 1.0f : 0.0f;
     Fwd<RSynaptic> o;
     o.s.v[0] = syn;
-    o.s.v[1] = Synaptic::post<RESET, MODE>(h, s, r, th);
+    o.s.v[1] = immediate_reset<RESET, MODE>(h, s, r, th);
     o.s.v[2] = s;
     o.save.v[0] = syn;
     o.save.v[1] = o.s.v[1];

@@ -61,13 +61,6 @@ struct Synaptic : SavesItsStates<2> {
   }
 
   template <int RESET, int MODE>
-  static FS_FN float post(float h, float s, float r, float th) {
-    if (MODE == kDelayed || RESET == kNone) return h;
-    if (RESET == kSubtract) return h - (s - r) * th;
-    return h - (s - r) * h;
-  }
-
-  template <int RESET, int MODE>
   static FS_FN Fwd<Synaptic> forward(Vec<2> prev, float x, Vec<3> c) {
     const float r = delayed_reset(prev.v[1], c.v[2]);
     const float syn = c.v[0] * prev.v[0] + x;
@@ -75,7 +68,7 @@ struct Synaptic : SavesItsStates<2> {
     const float s = h > c.v[2] ? 1.0f : 0.0f;
     Fwd<Synaptic> o;
     o.s.v[0] = syn;
-    o.s.v[1] = post<RESET, MODE>(h, s, r, c.v[2]);
+    o.s.v[1] = immediate_reset<RESET, MODE>(h, s, r, c.v[2]);
     o.save = o.s;
     o.spk = s;
     return o;
@@ -108,20 +101,13 @@ struct Synaptic : SavesItsStates<2> {
     const float r = delayed_reset(prev.v[1], th);
     const float s = h > th ? 1.0f : 0.0f;
     const float gu = dstate.v[1];
-    // U_t = post(h, S, R): its partials (snnTorch keeps S's surrogate
-    // gradient in the same-step reset; no detach option here).
-    float dpost_dh = 1.0f, dpost_ds = 0.0f, dpost_dth = 0.0f;
-    if (MODE == kImmediate && RESET == kSubtract) {
-      dpost_ds = -th;
-      dpost_dth = -(s - r);
-    } else if (MODE == kImmediate && RESET == kZero) {
-      dpost_dh = 1.0f - (s - r);
-      dpost_ds = -h;
-    }
-    const float gs = dspk + gu * dpost_ds;
-    const float gh = gu * dpost_dh + gs * sg;
+    // U_t = immediate_reset(h, S, R): its partials (snnTorch keeps S's
+    // surrogate gradient in the same-step reset; no detach option here).
+    const ResetGrad p = immediate_reset_grad<RESET, MODE>(h, s, r, th);
+    const float gs = dspk + gu * p.ds;
+    const float gh = gu * p.dh + gs * sg;
     Grad<Synaptic> g;
-    float dth = gu * dpost_dth - gs * sg;
+    float dth = gu * p.dth - gs * sg;
     // h = charge(B): dh/dB, and the subtract reset's threshold term.
     float gb = gh;
     if (RESET == kSubtract) dth -= gh * r;

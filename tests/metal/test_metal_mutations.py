@@ -40,7 +40,7 @@ def _tie_case(emu):
 # name: (text, replacement, the check that must fail, the error it fails with
 # or (error, a regex its message matches));
 # text is a string of the inlined source, or (repo path, string) for a string
-# of that step header's lines only (synaptic.h and rleaky.h share lines), or
+# of that header's lines only, or
 # of the launch plans ("metal/family.h").
 MUTATIONS = {
     # generic kernel: the backward forgets to carry the saves back one step
@@ -65,7 +65,8 @@ MUTATIONS = {
                             "  return h >= th ? 1.0f : 0.0f;\n}\n\n// The delayed reset", _tie_case,
                             AssertionError),
     # Synaptic: the immediate reset subtracts the whole spike, not S - R
-    "synaptic-immediate-reset": (("src/step/synaptic.h", "if (RESET == kSubtract) return h - (s - r) * th;"),
+    # (the same-step reset of every Synaptic-like step, in family.h)
+    "synaptic-immediate-reset": (("src/step/family.h", "if (RESET == kSubtract) return h - (s - r) * th;"),
                                  "if (RESET == kSubtract) return h - s * th;",
                                  _reference_case("synaptic", mode=1), AssertionError),
     # Alpha: the backward drops tau from the excitatory current's gradient
@@ -91,8 +92,8 @@ MUTATIONS = {
                                                           r"of the primitive's 2")),
     # RLeaky: the fed-back spike's cotangent from the next step (V dL/dB_{t+1})
     # never joins dL/dS_t
-    "rleaky-no-feedback-gradient": ("const float gs = dspk + dstate.v[1] + gu * dpost_ds;",
-                                    "const float gs = dspk + gu * dpost_ds;",
+    "rleaky-no-feedback-gradient": ("const float gs = dspk + dstate.v[1] + gu * p.ds;",
+                                    "const float gs = dspk + gu * p.ds;",
                                     _reference_case("rleaky", mode=1, reset="zero"), AssertionError),
     # RSynaptic: the previous spike's gradient forgets V
     "rsynaptic-feedback-weight": ("g.dprev.v[2] = gsyn * c.v[2];", "g.dprev.v[2] = gsyn;",
