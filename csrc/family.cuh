@@ -348,7 +348,7 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
       const fs::Vec<F::kConsts> c = column(st.c, k);
       prev[k] = has_prev ? F::template carried<RESET, MODE>(saves_of<F>(sv[j + 1], k), c)
                          : column(st.m0, k);
-      f[k] = F::template fire<RESET, MODE>(saves_of<F>(sv[j], k), prev[k], xv[k], c);
+      f[k] = F::template fire<RESET, MODE>(saves_of<F>(sv[j], k), prev[k], c);
     }
     slopes<V>(p.g, f, sg);
     FS_UNROLL

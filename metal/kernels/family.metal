@@ -174,7 +174,7 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
       prev = F::template carried<RESET, MODE>(svp, c);
     }
     const float xv = F::kBackwardX ? static_cast<float>(b.x[o]) : 0.0f;
-    const fs::Fire f = F::template fire<RESET, MODE>(sv, prev, xv, c);
+    const fs::Fire f = F::template fire<RESET, MODE>(sv, prev, c);
     const float sg = fs::surrogate_grad(g, f.v, f.s);
     fs::Vec<F::kStates> d;
     for (int j = 0; j < F::kStates; ++j) {
