@@ -1,7 +1,6 @@
 // Every neuron family on the CPU: eval_cpu of the two primitives, which
 // fill the kernels' argument tables and hand them to the engine (engine.h).
 #include "mlx/backend/cpu/encoder.h"
-#include "mlx/dtype_utils.h"
 
 #include "../ops/buffers.h"
 #include "engine.h"
@@ -32,8 +31,8 @@ void FamilyForward::eval_cpu(const std::vector<mx::array>& inputs,
   const auto& x = inputs[0];
   const FamilyDims d = forward_dims(o, inputs);
   const int S = o.info().states, P = o.info().params;
-  mx::dispatch_float_types(x.dtype(), op, [&](auto type_tag) {
-    using T = MLX_GET_TYPE(type_tag);
+  dispatch_kernel_dtype(op, x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
     FwdArgs<T> a{};
     a.x = x.data<T>();
     for (int j = 0; j < S; ++j) a.state0[j] = inputs[1 + j].data<float>();
@@ -63,8 +62,8 @@ void FamilyBackward::eval_cpu(const std::vector<mx::array>& inputs,
   const Layout L = layout(o);
   const auto& dspk = inputs[L.bwd_dspk()];
   const FamilyDims d = backward_dims(o, inputs);
-  mx::dispatch_float_types(dspk.dtype(), op, [&](auto type_tag) {
-    using T = MLX_GET_TYPE(type_tag);
+  dispatch_kernel_dtype(op, dspk.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
     BwdArgs<T> a{};
     for (int j = 0; j < L.saves; ++j) a.save[j] = inputs[j].data<float>();
     a.x = L.x ? inputs[L.bwd_x()].data<T>() : nullptr;
