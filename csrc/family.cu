@@ -1,7 +1,7 @@
 // Every fused family on CUDA: the C-style API that hands the kernels
-// (kernels.cuh, instantiated per dtype in kernels_*.cu) to the eval_gpu glue
-// (family.cpp): kernel choice, launch shape, symbol resolution. No MLX
-// header is included here.
+// (kernels.cuh, instantiated per dtype and direction in
+// forward_/backward_*.cu) to the eval_gpu glue (family.cpp): kernel
+// choice, launch shape, symbol resolution. No MLX header is included here.
 //
 // libmlx.so links cudart statically, and so does this extension: the two
 // cudart copies know nothing of each other's registered kernels. Passing a
@@ -21,18 +21,24 @@
 
 namespace flashsnn::cuda {
 
-// kernels.cuh, explicitly instantiated in kernels_<dtype>.cu.
-template <typename T>
-const void* kernel_symbol(bool backward, int family, int reset, int mode, int vec);
+// kernels.cuh, explicitly instantiated in forward_/backward_<dtype>.cu.
+template <typename T, bool BACKWARD>
+const void* kernel_symbol(int family, int reset, int mode, int vec);
 
 namespace {
 
-const void* symbol(bool backward, int family, int dtype, int reset, int mode, int vec) {
+template <bool BACKWARD>
+const void* symbol_of(int family, int dtype, int reset, int mode, int vec) {
   switch (dtype) {
-    case kFloat32: return kernel_symbol<float>(backward, family, reset, mode, vec);
-    case kFloat16: return kernel_symbol<__half>(backward, family, reset, mode, vec);
-    default: return kernel_symbol<__nv_bfloat16>(backward, family, reset, mode, vec);
+    case kFloat32: return kernel_symbol<float, BACKWARD>(family, reset, mode, vec);
+    case kFloat16: return kernel_symbol<__half, BACKWARD>(family, reset, mode, vec);
+    default: return kernel_symbol<__nv_bfloat16, BACKWARD>(family, reset, mode, vec);
   }
+}
+
+const void* symbol(bool backward, int family, int dtype, int reset, int mode, int vec) {
+  return backward ? symbol_of<true>(family, dtype, reset, mode, vec)
+                  : symbol_of<false>(family, dtype, reset, mode, vec);
 }
 
 thread_local std::string last_error;

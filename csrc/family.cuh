@@ -1,7 +1,8 @@
 // Every fused family on CUDA: what one thread does, and the launch shape.
-// The kernels (kernels.cuh, instantiated per dtype in kernels_*.cu) are one
-// line each around these functions; tests/cuda compiles the same functions
-// for the host and runs them over the whole grid against the CPU kernel.
+// The kernels (kernels.cuh, instantiated per dtype and direction in
+// forward_/backward_*.cu) are one line each around these functions;
+// tests/cuda compiles the same functions for the host and runs them over
+// the whole grid against the CPU kernel.
 // Only nvcc reads this file (FS_FN is __host__ __device__ there).
 //
 // Generic over the family trait (src/step/family.h) exactly as the CPU loops

@@ -1,8 +1,8 @@
 // The kernels: one per (family, dtype, reset, mode, neurons per thread),
 // each one line around the per-thread code of family.cuh, and the table
 // that maps runtime values to a kernel's host stub. Included once per dtype
-// (kernels_float32.cu, kernels_float16.cu, kernels_bfloat16.cu) so that the
-// build compiles the dtypes in parallel, as the CPU's kernels_<dtype>.cpp.
+// and direction (forward_<dtype>.cu, backward_<dtype>.cu) so that the build
+// compiles them in parallel, as the CPU's forward_/backward_<dtype>.cpp.
 // Kernels exist only for the resets and modes a family has (fs::has_reset /
 // fs::has_mode): with the four families of 02d8872, 21 (family, reset, mode)
 // per dtype and V, 252 kernels in all (forward and backward), where every
@@ -39,15 +39,17 @@ __global__ void __launch_bounds__(kMaxBlock, min_blocks(true, V))
 }  // namespace
 
 // The host stub of the kernel for these runtime values, or null when the
-// family has no such reset or mode (or the id is unknown).
-template <typename T>
-const void* kernel_symbol(bool backward, int family, int reset, int mode, int vec) {
+// family has no such reset or mode (or the id is unknown). Instantiated one
+// dtype and direction per file (forward_<dtype>.cu, backward_<dtype>.cu):
+// six similar-sized nvcc jobs pack a 2-core build better than three.
+template <typename T, bool BACKWARD>
+const void* kernel_symbol(int family, int reset, int mode, int vec) {
   const void* sym = nullptr;
   dispatch_family(family, [&](auto f) {
     using F = decltype(f);
     dispatch_family_options<F>(reset, mode, [&](auto r, auto m) {
       constexpr int R = decltype(r)::value, M = decltype(m)::value;
-      if (backward) {
+      if constexpr (BACKWARD) {
         sym = vec == 4 ? reinterpret_cast<const void*>(&family_backward_kernel<F, T, R, M, 4>)
                        : reinterpret_cast<const void*>(&family_backward_kernel<F, T, R, M, 1>);
       } else {

@@ -378,9 +378,14 @@ void backward_kernel(const FamilyOptions& o, const BwdArgs<T>& a) {
   });
 }
 
-#define FS_CPU_KERNELS(EXTERN, T)                                                    \
-  EXTERN template void forward_kernel<T>(const FamilyOptions&, const FwdArgs<T>&);  \
+// Instantiated one dtype and direction per translation unit
+// (forward_<dtype>.cpp, backward_<dtype>.cpp): six similar-sized jobs pack
+// the 2-core build better than three (docs/design.md, "Build cost").
+#define FS_CPU_FORWARD(EXTERN, T) \
+  EXTERN template void forward_kernel<T>(const FamilyOptions&, const FwdArgs<T>&);
+#define FS_CPU_BACKWARD(EXTERN, T) \
   EXTERN template void backward_kernel<T>(const FamilyOptions&, const BwdArgs<T>&);
+#define FS_CPU_KERNELS(EXTERN, T) FS_CPU_FORWARD(EXTERN, T) FS_CPU_BACKWARD(EXTERN, T)
 FS_CPU_KERNELS(extern, float)
 FS_CPU_KERNELS(extern, mlx::core::float16_t)
 FS_CPU_KERNELS(extern, mlx::core::bfloat16_t)

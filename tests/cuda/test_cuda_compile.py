@@ -95,8 +95,9 @@ def build(nvcc, tmp_path_factory):
                  "-Xptxas", "-v", "--keep", "--keep-dir", str(keep), str(src), "-o", str(obj)])
         return src.stem, p.stdout + p.stderr, obj
 
-    # The kernels are split per dtype (csrc/kernels_*.cu) so that builds run
-    # them in parallel; two at a time here (a 2-core CI machine).
+    # The kernels are split per dtype and direction (csrc/forward_*.cu,
+    # backward_*.cu) so that builds run them in parallel; two at a time here
+    # (a 2-core CI machine).
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
         for stem, report, obj in pool.map(compile_one, sources):
             reports[stem] = report
