@@ -11,16 +11,20 @@
 # MLX's own config (find_package(MLX) above) needs CUDAToolkit and cuDNN;
 # csrc/mlx_cudnn.cmake answers the cuDNN part unless CUDNN_INCLUDE_PATH is given.
 
-# sm_80 (A100), sm_86 (RTX 30xx, A10), sm_89 (L4, RTX 40xx), sm_90 (H100,
-# H200) as machine code, and compute_90 PTX that newer GPUs (Blackwell)
-# compile at load time. CUDA 13 builds nothing older than sm_75.
-# (scripts/gpu/build_cuda.sh checks the binary for this same default list.)
+# The default is one PTX pass for compute_80 compiled to sm_80 and sm_90
+# machine code, the PTX kept: sm_80 code runs on sm_86 (RTX 30xx, A10) and
+# sm_89 (L4, RTX 40xx) too (same major version), sm_90 on H100/H200, and
+# newer GPUs (Blackwell) compile the PTX at load time. Our kernels use nothing
+# newer than sm_80, so compute_80 and compute_90 PTX are the same text and
+# sm_90 machine code from either is byte for byte the same (nvcc 13.0,
+# kernels_float32.cu, 2026-12-03; docs/cuda.md, "Build time"). One cicc pass
+# instead of four halves the kernel build; CMake's CUDA_ARCHITECTURES cannot
+# say "one PTX, two machine codes", hence the explicit --generate-code.
+# CUDA 13 builds nothing older than sm_75.
+# (scripts/gpu/build_cuda.sh checks the binary for the same list.)
 set(FLASHSNN_CUDA_ARCHITECTURES "" CACHE STRING
     "CUDA architectures for flashsnn's kernels, CMake CUDA_ARCHITECTURES syntax (empty: the default)")
-set(FLASHSNN_CUDA_ARCHS "${FLASHSNN_CUDA_ARCHITECTURES}")
-if(NOT FLASHSNN_CUDA_ARCHS)
-  set(FLASHSNN_CUDA_ARCHS "80-real;86-real;89-real;90-real;90-virtual")
-endif()
+set(FLASHSNN_CUDA_DEFAULT_GENCODE "--generate-code=arch=compute_80,code=[compute_80,sm_80,sm_90]")
 
 # MLX's config found the toolkit; use its nvcc unless one was named.
 if(NOT CMAKE_CUDA_COMPILER AND CUDAToolkit_NVCC_EXECUTABLE)
@@ -51,12 +55,20 @@ foreach(dir ${CMAKE_CUDA_IMPLICIT_LINK_DIRECTORIES})
 endforeach()
 set(CMAKE_CUDA_IMPLICIT_LINK_DIRECTORIES "${FLASHSNN_CUDA_LINK_DIRS}")
 
-file(GLOB FLASHSNN_CUDA_SOURCES CONFIGURE_DEPENDS
-  ${CMAKE_CURRENT_LIST_DIR}/*.cu ${CMAKE_CURRENT_LIST_DIR}/*.cpp)
-target_sources(_ext PRIVATE ${FLASHSNN_CUDA_SOURCES})
+file(GLOB FLASHSNN_CUDA_KERNELS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.cu)
+file(GLOB FLASHSNN_CUDA_GLUE CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.cpp)
+target_sources(_ext PRIVATE ${FLASHSNN_CUDA_KERNELS} ${FLASHSNN_CUDA_GLUE})
 
+if(FLASHSNN_CUDA_ARCHITECTURES)
+  set_target_properties(_ext PROPERTIES CUDA_ARCHITECTURES "${FLASHSNN_CUDA_ARCHITECTURES}")
+  set(FLASHSNN_CUDA_ARCHS "${FLASHSNN_CUDA_ARCHITECTURES}")
+else()
+  set_target_properties(_ext PROPERTIES CUDA_ARCHITECTURES OFF)
+  set_property(SOURCE ${FLASHSNN_CUDA_KERNELS} APPEND PROPERTY COMPILE_OPTIONS
+               "${FLASHSNN_CUDA_DEFAULT_GENCODE}")
+  set(FLASHSNN_CUDA_ARCHS "sm_80, sm_90 and compute_80 PTX")
+endif()
 set_target_properties(_ext PROPERTIES
-  CUDA_ARCHITECTURES "${FLASHSNN_CUDA_ARCHS}"
   CUDA_STANDARD 17            # the .cu files see no MLX (C++20) header
   CUDA_STANDARD_REQUIRED ON
   CUDA_SEPARABLE_COMPILATION OFF

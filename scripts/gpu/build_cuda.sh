@@ -12,7 +12,7 @@
 #   MLX_VERSION                 MLX release to build against (default 0.32.4)
 #   PYTHON312                   interpreter (default python3.12)
 #   NVCC                        CUDA compiler (default: nvcc on PATH, else /usr/local/cuda/bin/nvcc)
-#   FLASHSNN_CUDA_ARCHITECTURES CMake list (default: csrc/backend.cmake's sm_80/86/89/90 + PTX)
+#   FLASHSNN_CUDA_ARCHITECTURES CMake list (default: csrc/backend.cmake's sm_80 and sm_90 + compute_80 PTX)
 #   FLASHSNN_GPU_CACHE          downloads and build tree (default build/gpu-cache)
 #   FLASHSNN_GPU_OUT            output folder (default .gpubuild)
 #   CMAKE_BUILD_PARALLEL_LEVEL  parallel compile jobs (default 1)
@@ -96,7 +96,7 @@ cuobjdump=$(ls "$sp"/nvidia/cu13/bin/cuobjdump)
 elfs=$(PATH="$(dirname "$cuobjdump"):$PATH" cuobjdump --list-elf "$so")
 ptx=$(PATH="$(dirname "$cuobjdump"):$PATH" cuobjdump --list-ptx "$so" 2>/dev/null || true)
 # csrc/backend.cmake's default list, unless another was asked for.
-arches="${FLASHSNN_CUDA_ARCHITECTURES:-80-real;86-real;89-real;90-real;90-virtual}"
+arches="${FLASHSNN_CUDA_ARCHITECTURES:-80-real;90-real;80-virtual}"
 for a in $(tr ';' '\n' <<<"$arches" | sed -n 's/-real$//p; /^[0-9]*$/p'); do
   grep -q "sm_$a" <<<"$elfs" || fail "no sm_$a machine code"
 done
