@@ -131,6 +131,28 @@ FS_FN float immediate_reset(float h, float s, float r, float th) {
   return h - (s - r) * h;
 }
 
+// The delayed reset applied to the charge b, as snnTorch's Synaptic and
+// RLeaky do (R = [U_{t-1} > θ]): h = b - R θ (subtract) | b - R b (zero) | b.
+template <int RESET>
+FS_FN float delayed_reset_charge(float b, float r, float th) {
+  if (RESET == kSubtract) return b - r * th;
+  if (RESET == kZero) return b - b * r;
+  return b;
+}
+
+// Its partials: dL/db from dL/dh, and dth with the subtract reset's θ term.
+// (By value, not a reference: Metal would need an address space on one.)
+struct ChargeGrad {
+  float db, dth;
+};
+template <int RESET>
+FS_FN ChargeGrad delayed_reset_charge_grad(float gh, float r, float dth) {
+  ChargeGrad g{gh, dth};
+  if (RESET == kSubtract) g.dth = dth - gh * r;
+  if (RESET == kZero) g.db = gh * (1.0f - r);
+  return g;
+}
+
 // Its partials dU/dh, dU/dS, dU/dθ.
 struct ResetGrad {
   float dh, ds, dth;

@@ -53,9 +53,7 @@ struct RLeaky {
     const float th = c.v[2];
     const float r = prev.v[0] > th ? 1.0f : 0.0f;
     const float b = (c.v[0] * prev.v[0] + x) + prev.v[1] * c.v[1];
-    float h = b;
-    if (RESET == kSubtract) h = b - r * th;
-    if (RESET == kZero) h = b - b * r;
+    const float h = delayed_reset_charge<RESET>(b, r, th);
     const float s = h > th ? 1.0f : 0.0f;
     Fwd<RLeaky> o;
     o.s.v[0] = immediate_reset<RESET, MODE>(h, s, r, th);
@@ -92,9 +90,9 @@ struct RLeaky {
     const float gs = dspk + dstate.v[1] + gu * p.ds;
     const float gh = gu * p.dh + gs * sg;
     float dth = gu * p.dth - gs * sg;
-    float gb = gh;
-    if (RESET == kSubtract) dth -= gh * r;
-    if (RESET == kZero) gb = gh * (1.0f - r);
+    const ChargeGrad cg = delayed_reset_charge_grad<RESET>(gh, r, dth);
+    const float gb = cg.db;
+    dth = cg.dth;
     Grad<RLeaky> g;
     g.dprev.v[0] = gb * c.v[0];
     g.dprev.v[1] = gb * c.v[1];

@@ -54,10 +54,7 @@ struct Synaptic : SavesItsStates<2> {
   // h_t from the membrane before the step and the step's current.
   template <int RESET>
   static FS_FN float charge(float u_prev, float syn, float r, Vec<3> c) {
-    const float b = c.v[1] * u_prev + syn;
-    if (RESET == kSubtract) return b - r * c.v[2];
-    if (RESET == kZero) return b - b * r;
-    return b;
+    return delayed_reset_charge<RESET>(c.v[1] * u_prev + syn, r, c.v[2]);
   }
 
   template <int RESET, int MODE>
@@ -109,9 +106,9 @@ struct Synaptic : SavesItsStates<2> {
     Grad<Synaptic> g;
     float dth = gu * p.dth - gs * sg;
     // h = charge(B): dh/dB, and the subtract reset's threshold term.
-    float gb = gh;
-    if (RESET == kSubtract) dth -= gh * r;
-    if (RESET == kZero) gb = gh * (1.0f - r);
+    const ChargeGrad cg = delayed_reset_charge_grad<RESET>(gh, r, dth);
+    const float gb = cg.db;
+    dth = cg.dth;
     // B = beta U_{t-1} + I_t;  I_t = alpha I_{t-1} + X_t
     const float gsyn = dstate.v[0] + gb;
     g.dprev.v[1] = gb * c.v[1];
