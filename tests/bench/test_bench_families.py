@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 import flashsnn as fs
@@ -22,7 +24,7 @@ TINY = ["--shapes", "6,2,16", "--repeat", "2", "--warmup", "1", "--no-progress",
 OWN = ("fused", "fused+learn", "reference", "reference+compile")
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(registry.BENCHMARKS))
 def test_each_family_runs_with_parity(tmp_path, family):
     """Through the `flashsnn` command, as users run it: every own path and
     x*2 timed, parity ok (spikes, every state, dx of the timed vjp and of
@@ -41,7 +43,7 @@ def test_each_family_runs_with_parity(tmp_path, family):
                 assert r["parity_ok"], r["parity"]
                 assert r["case"].startswith(f"{family} T=6 B=2 N=16")
             par = rows[(impl, "fwd+bwd", "throughput")]["parity"]
-            fam = FAMILIES[family]
+            fam = registry.table_family(family)
             for state in fam.states[:fam.n_outputs]:  # each state output is compared
                 assert f"{state} rel" in par
             assert "dx rel" in par and "per-call dx rel" in par
@@ -55,6 +57,27 @@ def test_each_family_runs_with_parity(tmp_path, family):
         assert s["fused_vs_floor"] == pytest.approx(fused["vs_floor"])
     md = out.with_suffix(".md").read_text()
     assert "| case | pass | fused ms | fused vs reference | fused vs floor |" in md
+
+
+def test_if_bench_is_leaky_with_beta_one():
+    """`--family if` runs Leaky at beta = 1: spikes and membrane as a
+    hand-written integrate-and-fire loop (snnTorch's delayed subtract reset),
+    and SpikingJelly's IFNode is its peer (GPU only)."""
+    case = registry.Case("if", 9, 2, 8)
+    assert case.fam is FAMILIES["leaky"] and case.params == {"beta": 1.0, "threshold": 1.0}
+    x = registry.make_inputs(case)["x"]
+    spk, mem = case.op(x, backend="fused")
+    xs = np.array(x)
+    u, want = np.zeros(xs.shape[1:], np.float32), []
+    for t in range(case.T):
+        reset = (u > 1.0).astype(np.float32)
+        u = u + xs[t] - reset * 1.0
+        want.append((u > 1.0).astype(np.float32))
+    np.testing.assert_array_equal(np.array(spk), np.stack(want))
+    np.testing.assert_allclose(np.array(mem), u, rtol=1e-6, atol=1e-6)
+    peers = {i.name: i for i in registry.BENCHMARKS["if"]["impls"]}
+    assert "spikingjelly" in peers
+    assert peers["spikingjelly"].available("cpu") is not None  # said why, not run
 
 
 def _old_leaky_floor(case, pas):
@@ -91,7 +114,7 @@ def test_floor_grows_with_the_family():
 
 def test_every_family_has_the_same_shapes_and_implementations():
     leaky = registry.BENCHMARKS["leaky"]
-    assert set(registry.BENCHMARKS) == set(FAMILIES)
+    assert set(registry.BENCHMARKS) == set(FAMILIES) | set(registry.VARIANTS)
     for name, bench in registry.BENCHMARKS.items():
         for device in ("cpu", "gpu"):
             assert [c.shape for c in bench[device]] == [c.shape for c in leaky[device]]
@@ -118,5 +141,5 @@ def test_unknown_family_lists_the_valid_ones(tmp_path, capsys):
     out = tmp_path / "b.json"
     assert runner.main([*TINY, "--family", "hodgkin_huxley", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"[bench] unknown family 'hodgkin_huxley'; valid: {', '.join(sorted(FAMILIES))}" in err
+    assert f"[bench] unknown family 'hodgkin_huxley'; valid: {', '.join(sorted([*FAMILIES, 'if']))}" in err
     assert not out.exists()

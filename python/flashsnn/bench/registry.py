@@ -22,13 +22,41 @@ import flashsnn as fs
 from flashsnn.ops._table import FAMILIES
 
 
+# Benchmarks that run a table family with other parameters: IF is Leaky with
+# beta = 1 (flashsnn.nn.IF), so that it can be timed against SpikingJelly's
+# IFNode. Name -> (the table family, its bench parameters).
+VARIANTS = {"if": ("leaky", {"beta": 1.0, "threshold": 1.0})}
+
+
+def table_family(name: str):
+    """The fused-family table's entry a benchmark name runs."""
+    return FAMILIES[VARIANTS[name][0] if name in VARIANTS else name]
+
+
+def bench_params(name: str) -> dict:
+    """The scalar parameters a benchmark name runs its op with."""
+    return VARIANTS[name][1] if name in VARIANTS else FAMILIES[name].bench
+
+
 @dataclass(frozen=True)
 class Case:
-    family: str
+    family: str  # a benchmark name: a table family or a VARIANTS key
     T: int
     B: int
     N: int
     dtype: str = "float32"
+
+    @property
+    def fam(self):
+        return table_family(self.family)
+
+    @property
+    def params(self) -> dict:
+        return bench_params(self.family)
+
+    def op(self, x, **kw):
+        """fs.ops.<table family>(x, **bench parameters, **kw)."""
+        return getattr(fs.ops, self.fam.name)(x, **self.params, **kw)
 
     @property
     def shape(self):
@@ -84,7 +112,7 @@ def make_inputs(case: Case, seed: int = 0, cotangents: bool = True):
     as a user's does. Leaky draws from the same keys as before the family
     table, so its inputs are the ones earlier runs timed."""
     dtype = getattr(mx, case.dtype)
-    n_states = FAMILIES[case.family].n_outputs  # a cotangent per state output
+    n_states = case.fam.n_outputs  # a cotangent per state output
     k = mx.random.split(mx.random.key(seed), 2 + n_states)
     x = (mx.random.normal(case.shape, key=k[0]) * 0.8 + 0.3).astype(dtype)
     if not cotangents:
@@ -116,16 +144,16 @@ def _family_fs(family: str, backend: str, compiled: bool, learn: bool = False):
     parameters are differentiated too (a layer with learn_beta etc.);
     otherwise only x, as for snnTorch's default fixed parameters, where the
     fused backward skips their accumulation."""
-    fam = FAMILIES[family]
-    op = getattr(fs.ops, family)
-    names = tuple(fam.bench)
+    fam, bench = table_family(family), bench_params(family)
+    op = getattr(fs.ops, fam.name)
+    names = tuple(bench)
 
     def prepare(case, inp, device):
         x, cs, cst = inp["x"], inp["cs"], inp["cstates"]
-        params = [mx.array(fam.bench[n]) for n in names]
+        params = [mx.array(bench[n]) for n in names]
 
         def f(x_, *p):
-            kw = dict(zip(names, p)) if p else fam.bench
+            kw = dict(zip(names, p)) if p else bench
             return op(x_, backend=backend, **kw)
 
         def vjp(x_, cs_, *cst_):
@@ -293,40 +321,47 @@ def _spikingjelly_available(device):
 
 
 def _spikingjelly(case, inp, device):
+    """SpikingJelly's fused multi-step node of the same semantics: LIFNode
+    for Leaky, IFNode for IF (Leaky with beta = 1)."""
     import torch
     from spikingjelly.activation_based import functional, neuron, surrogate
     x = _to_torch(inp["x"], device).requires_grad_(True)
     cs = _to_torch(inp["cs"], device)
-    # Leaky with beta = 1 - 1/tau, no input decay, soft (subtract) reset, the
-    # same atan surrogate; SpikingJelly fires with >= and resets in the same
-    # step (flashsnn's convention="same_step"). SpikingJelly 2.0 picks its
-    # CUDA implementation itself (SJ_LIF_CUDA_IMPLEMENTATION=auto|cuda|triton).
-    lif = neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THRESHOLD,
-                         v_reset=None, detach_reset=False, step_mode="m",
-                         surrogate_function=surrogate.ATan(alpha=2.0)).to("cuda")
-    chosen = functional.neuron_implementation("lif", torch.device("cuda"))["implementation"]
+    # beta = 1 - 1/tau, no input decay, soft (subtract) reset, the same atan
+    # surrogate; SpikingJelly fires with >= and resets in the same step
+    # (flashsnn's convention="same_step"). SpikingJelly 2.0 picks its CUDA
+    # implementation itself (SJ_LIF_CUDA_IMPLEMENTATION=auto|cuda|triton).
+    p = case.params
+    common = dict(v_threshold=p["threshold"], v_reset=None, detach_reset=False, step_mode="m",
+                  surrogate_function=surrogate.ATan(alpha=2.0))
+    if case.family == "if":
+        kind, node = "if", neuron.IFNode(**common).to("cuda")
+    else:
+        kind = "lif"
+        node = neuron.LIFNode(tau=1.0 / (1.0 - p["beta"]), decay_input=False, **common).to("cuda")
+    chosen = functional.neuron_implementation(kind, torch.device("cuda"))["implementation"]
 
     def fwd():
         with torch.no_grad():
-            lif.reset()
-            return lif(x)
+            node.reset()
+            return node(x)
 
     def fwdbwd():
         x.grad = None
-        lif.reset()
-        torch.autograd.backward([lif(x)], [cs])
+        node.reset()
+        torch.autograd.backward([node(x)], [cs])
         return x.grad
 
     def spikes():
         with torch.no_grad():
-            lif.reset()
-            s = lif(x)
-        return s.cpu().numpy(), lif.v.cpu().numpy()
+            node.reset()
+            s = node(x)
+        return s.cpu().numpy(), node.v.cpu().numpy()
 
     return Prepared(fwd=fwd, fwdbwd=fwdbwd, sync=_torch_sync(device), spikes=spikes,
                     parity_with={"convention": "same_step"},
-                    note=f"LIFNode(step_mode='m'), implementation '{chosen}'; same-step "
-                         "reset; its backward takes no membrane cotangent")
+                    note=f"{type(node).__name__}(step_mode='m'), implementation '{chosen}'; "
+                         "same-step reset; its backward takes no membrane cotangent")
 
 
 def _spikingjelly_izhikevich(case, inp, device):
@@ -387,6 +422,13 @@ LEAKY_IMPLS = [
          yardstick=True),
 ]
 
+# Each benchmark's peers beside flashsnn's own paths and the yardstick:
+# SpikingJelly's fused node where it has one (its Izhikevich is its own model).
+_PEERS = {
+    "if": [Impl("spikingjelly", _spikingjelly, _spikingjelly_available)],
+    "izhikevich": [Impl("spikingjelly", _spikingjelly_izhikevich, _spikingjelly_available)],
+}
+
 # Every family runs on Leaky's shapes: the same planes, so that the byte
 # floors and times compare across families.
 BENCHMARKS = {
@@ -394,11 +436,9 @@ BENCHMARKS = {
         "cpu": [Case(name, 100, 32, 1024), Case(name, 25, 128, 256)],
         "gpu": [Case(name, 100, 64, 4096), Case(name, 500, 32, 1024),
                 Case(name, 25, 128, 256)],
-        "impls": LEAKY_IMPLS if name == "leaky" else family_impls(name) + [
-            Impl("spikingjelly", _spikingjelly_izhikevich, _spikingjelly_available)
-        ] * (name == "izhikevich"),
+        "impls": LEAKY_IMPLS if name == "leaky" else family_impls(name) + _PEERS.get(name, []),
     }
-    for name in FAMILIES
+    for name in (*FAMILIES, *VARIANTS)
 }
 
 

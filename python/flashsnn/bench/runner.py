@@ -174,8 +174,7 @@ def _rel(a, b) -> float:
 
 def _reference_op(case: Case, x, **kw):
     """fs.ops.<family> on the reference path with the table's bench parameters."""
-    return getattr(fs.ops, case.family)(x, backend="reference",
-                                        **FAMILIES[case.family].bench, **kw)
+    return case.op(x, backend="reference", **kw)
 
 
 def _reference_sum_grad(case: Case, inputs: dict):
@@ -209,7 +208,7 @@ def parity(case: Case, inputs: dict, name: str, prep, per_call: bool = False) ->
                         for a in _reference_op(case, x, **prep.parity_with))
     mism = int(np.sum(spk != r_spk))
     # Other libraries return the membrane, the last state, alone.
-    fam = FAMILIES[case.family]
+    fam = case.fam
     names = fam.states[:fam.n_outputs][-len(states):]
     errs = [float(np.sqrt(np.mean((s - r) ** 2)) / (np.sqrt(np.mean(r ** 2)) + 1e-30))
             for s, r in zip(states, r_states[-len(states):])]
@@ -365,7 +364,7 @@ def floor_bytes(case: Case, pas: str) -> int | None:
     state, RLeaky's fed-back spike, moves no [T, B, N] bytes of its own.)"""
     if ext is None:
         return None
-    fam = FAMILIES[case.family]
+    fam = case.fam
     _, _, _, reads_x, _, _, saves, outputs = ext.families()[fam.id]
     e = 4 if case.dtype == "float32" else 2
     plane, state = case.T * case.B * case.N, case.B * case.N
