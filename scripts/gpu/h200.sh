@@ -14,7 +14,7 @@
 #   build-old  build the source tree in .gpuhost/old.tar (another commit, made
 #            with `git archive <rev> -o .gpuhost/old.tar`) into /root/fs-old
 #   compare  benchmarks/compare_builds.py: this build's Leaky against /root/fs-old's
-#   families `flashsnn bench --family` for every fused family (throughput)
+#   families `flashsnn bench --family` for every benchmark name (throughput), one JSON
 #
 #   bash scripts/gpu/h200.sh build tests bench     (from the repository root)
 set -uo pipefail
@@ -86,14 +86,18 @@ for job in "$@"; do
         "$(ls /root/fs-old/flashsnn/_ext*.so)" --shapes 100,64,4096 500,32,1024 \
         --out "$OUT/compare-builds-h200.json" 2>&1 | tail -20 ;;
     families)
-      # Every family of the table.
-      for f in $(python3 -c "from flashsnn.ops._table import FAMILIES; print(*FAMILIES)"); do
+      # Every benchmark name: the table's families and IF (Leaky at beta = 1).
+      mkdir -p /tmp/families
+      for f in $(python3 -c "from flashsnn.bench.registry import BENCHMARKS; print(*BENCHMARKS)"); do
         impls="fused reference x*2"
-        # SpikingJelly 2.0's fused Leaky and Izhikevich (its own model) beside ours.
-        case "$f" in leaky|izhikevich) impls="$impls spikingjelly" ;; esac
+        # SpikingJelly 2.0's fused LIF, IF and Izhikevich (its own model) beside ours.
+        case "$f" in leaky|if|izhikevich) impls="$impls spikingjelly" ;; esac
         python3 benchmarks/run.py --device gpu --family "$f" --shapes 100,64,4096 --no-progress \
-          --impls $impls --modes throughput --out "$OUT/family-$f-h200.json" 2>&1 | tail -12
-      done ;;
+          --impls $impls --modes throughput --out "/tmp/families/family-$f-h200.json" 2>&1 | tail -12
+      done
+      # One file for all (the device returns at most 8): {name: that run's JSON}.
+      python3 -c "import json,glob,os; json.dump({os.path.basename(p)[7:-10]: json.load(open(p)) for p in sorted(glob.glob('/tmp/families/family-*-h200.json'))}, open('$OUT/families-h200.json','w'), indent=1)"
+      ;;
     *) echo "unknown job '$job' (build build-old crash tests fuzz bench train ncu compare families)"; exit 2 ;;
   esac
   echo "--- $job: $((SECONDS - t0)) s"
