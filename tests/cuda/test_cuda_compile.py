@@ -194,6 +194,17 @@ def test_contraction_check_can_fail(nvcc, tmp_path):
         assert not re.search(r"\bfma\.|\bmad\.", body), f"{d}: fma with -fmad=false"
 
 
+def test_stream_sweep_benchmark_compiles(nvcc, tmp_path):
+    """benchmarks/cuda/stream_sweep.cu (the H200 load-structure sweep, which
+    compiles csrc/family.cuh's Leaky kernels in) keeps building against the
+    engine it measures: only the device code, to PTX (about 15 s)."""
+    out = tmp_path / "sweep.ptx"
+    run([nvcc, "-ptx", f"-arch={ARCH}", "-std=c++17", "-fmad=false", f"-I{ROOT}",
+         str(ROOT / "benchmarks" / "cuda" / "stream_sweep.cu"), "-o", str(out)])
+    ptx = out.read_text()
+    assert "engine_fwd" in ptx and "engine_bwd" in ptx and "fwd_async" in ptx
+
+
 def test_vector_widths_in_ptx(build):
     """V = 4 kernels move x/spk/dx as one vector per 4 neurons (16 bytes for
     float32, 8 for 16-bit) and h as 16 bytes; V = 1 kernels use scalars."""
