@@ -10,6 +10,7 @@
 
 #include "ops/buffers.h"
 #include "ops/family.h"
+#include "ops/scan.h"
 #include "step/common.h"
 
 namespace nb = nanobind;
@@ -103,4 +104,16 @@ NB_MODULE(_ext, m) {
       "instead; this entry point takes enums and float32 inputs already validated. "
       "save: -1 decides from the inputs, 1/0 forces the forward to keep (or drop) what "
       "the backward needs (0 makes the backward recompute it; tests use this).");
+  m.def(
+      "selective_scan",
+      [](const mx::array& u, const mx::array& delta, const mx::array& A, const mx::array& B,
+         const mx::array& C, const std::vector<mx::array>& D, const std::vector<mx::array>& z,
+         const std::vector<mx::array>& bias, const std::vector<mx::array>& h0, bool softplus,
+         int chunk, mx::StreamOrDevice s) {
+        return flashsnn::selective_scan(u, delta, A, B, C, D, z, bias, h0, softplus, chunk, s);
+      },
+      "u"_a, "delta"_a, "A"_a, "B"_a, "C"_a, nb::kw_only(), "D"_a, "z"_a, "delta_bias"_a,
+      "initial_state"_a, "softplus"_a, "chunk"_a = 64, "stream"_a = nb::none(),
+      "Mamba-1's selective scan, fused: [out, last state]. Optional inputs are lists of "
+      "zero or one array. Use flashsnn.ops.selective_scan instead.");
 }

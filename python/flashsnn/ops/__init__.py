@@ -6,6 +6,9 @@ reference (``flashsnn.reference.<family>``) elsewhere. Every family is fused
 (the table ``ops/_table.py``); what has no kernel is a user-written surrogate
 and RLeaky's and RSynaptic's callable (all-to-all) feedback, which run the
 reference under ``backend="auto"`` and are an error under ``backend="fused"``.
+
+``selective_scan`` is Mamba-1's scan (not a neuron family): fused on the CPU,
+the reference on a GPU until its GPU kernels exist.
 """
 
 from .alif import alif
@@ -15,7 +18,8 @@ from .lapicque import lapicque
 from .leaky import leaky
 from .rleaky import rleaky
 from .rsynaptic import rsynaptic
+from .selective_scan import selective_scan
 from .synaptic import synaptic
 
 __all__ = ["leaky", "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "alif",
-           "izhikevich"]
+           "izhikevich", "selective_scan"]

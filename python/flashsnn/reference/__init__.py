@@ -10,7 +10,8 @@ from .lapicque import lapicque
 from .leaky import leaky
 from .rleaky import rleaky
 from .rsynaptic import rsynaptic
+from .selective_scan import selective_scan
 from .synaptic import synaptic
 
 __all__ = ["leaky", "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "alif",
-           "izhikevich"]
+           "izhikevich", "selective_scan"]
