@@ -112,9 +112,34 @@ void scan_forward(const ScanOptions& o, const ScanPtrs<T>& a) {
   }, /*align=*/1);
 }
 
+// dst[j] = sum over k < parts of src[k * n + j], in k order: the partial
+// sums of the items reduced in a fixed order, whatever the thread count.
+void sum_parts(float* dst, const std::vector<float>& src, int64_t parts, int64_t n) {
+  cpu::parallel_for(n, parts, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < parts; ++k) acc += src[k * n + j];
+      dst[j] = acc;
+    }
+  });
+}
+
+// The reverse scan. Each item writes its partial sums (dA, dD, dbias over
+// its positions; dB, dC over its channels) to scratch `p`, and the sums over
+// items follow in a fixed order (sum_parts): the op's outputs are final, so
+// no MLX reduction follows the primitive.
 template <typename T>
-void scan_backward(const ScanOptions& o, const ScanPtrs<T>& a) {
-  const int64_t G = (a.D + kScanGroup - 1) / kScanGroup, N = a.N, L = a.L, K = a.K;
+void scan_backward(const ScanOptions& o, ScanPtrs<T> out) {
+  const int64_t G = (out.D + kScanGroup - 1) / kScanGroup, N = out.N, L = out.L, K = out.K;
+  const int64_t Bt = out.Bt, DN = out.D * N;
+  std::vector<float> pA(Bt * DN), pB(o.B_varies ? G * Bt * L * N : Bt * DN),
+      pC(o.C_varies ? G * Bt * L * N : Bt * DN), pD(Bt * out.D), pbias(Bt * out.D);
+  ScanPtrs<T> a = out;
+  a.dA = pA.data();
+  a.dB = pB.data();
+  a.dC = pC.data();
+  a.dD = pD.data();
+  a.dbias = pbias.data();
   cpu::parallel_for(a.Bt * G, 3 * L * kScanGroup * N, [&](int64_t i0, int64_t i1) {
     const int64_t S = kScanGroup * N;
     std::vector<float> hs(K * S), gh(S), dA(S), dBi(S), dCi(S), brow(N), crow(N),
@@ -211,6 +236,11 @@ void scan_backward(const ScanOptions& o, const ScanPtrs<T>& a) {
       }
     }
   }, /*align=*/1);
+  sum_parts(out.dA, pA, Bt, DN);
+  sum_parts(out.dB, pB, o.B_varies ? G : Bt, o.B_varies ? Bt * L * N : DN);
+  sum_parts(out.dC, pC, o.C_varies ? G : Bt, o.C_varies ? Bt * L * N : DN);
+  if (o.has_D) sum_parts(out.dD, pD, Bt, out.D);
+  if (o.has_bias) sum_parts(out.dbias, pbias, Bt, out.D);
 }
 
 template <typename T>

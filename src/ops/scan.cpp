@@ -63,16 +63,15 @@ std::vector<mx::array> forward_all(const std::vector<mx::array>& in, const ScanO
 std::vector<mx::Shape> backward_shapes(const ScanOptions& o, const std::vector<mx::array>& in) {
   const auto& u = in[0];
   const int Bt = u.shape(0), L = u.shape(1), D = u.shape(2), N = in[2].shape(1);
-  const int G = (D + kScanGroup - 1) / kScanGroup;
   const mx::Shape state = {Bt, D, N}, none = {0};
   return {u.shape(),
           u.shape(),
-          state,
-          o.B_varies ? mx::Shape{G, Bt, L, N} : state,
-          o.C_varies ? mx::Shape{G, Bt, L, N} : state,
-          o.has_D ? mx::Shape{Bt, D} : none,
+          {D, N},
+          o.B_varies ? mx::Shape{Bt, L, N} : mx::Shape{D, N},
+          o.C_varies ? mx::Shape{Bt, L, N} : mx::Shape{D, N},
+          o.has_D ? mx::Shape{D} : none,
           o.has_z ? u.shape() : none,
-          o.has_bias ? mx::Shape{Bt, D} : none,
+          o.has_bias ? mx::Shape{D} : none,
           o.has_h0 ? state : none};
 }
 
@@ -199,14 +198,13 @@ std::vector<mx::array> ScanForward::vjp(const std::vector<mx::array>& primals,
     if (a < 0 || a >= int(primals.size()))
       fail(kOp, "vjp asked for input " + std::to_string(a) + " of " +
                     std::to_string(primals.size()));
+    // The kernel's outputs are final sums (no MLX reduction: a sum over an
+    // axis of size 1 of a primitive's output crashed MLX 0.32.4's shapeless
+    // compile); a per-step B or C in 16 bits gets its dtype back.
     const auto& p = primals[a];
-    if (a == 0 || a == 1) out.push_back(g[a]);
-    else if (a == 2) out.push_back(mx::sum(g[2], 0, false, s));
-    else if (a == 3 || a == 4) out.push_back(mx::astype(mx::sum(g[a], 0, false, s), p.dtype(), s));
-    else if (o_.has_D && a == lay.D()) out.push_back(mx::sum(g[5], 0, false, s));
-    else if (o_.has_z && a == lay.z()) out.push_back(g[6]);
-    else if (o_.has_bias && a == lay.bias()) out.push_back(mx::sum(g[7], 0, false, s));
-    else out.push_back(g[8]);  // initial_state
+    int k = a <= 4 ? a : a == lay.D() && o_.has_D ? 5 : a == lay.z() && o_.has_z ? 6
+        : a == lay.bias() && o_.has_bias ? 7 : 8;
+    out.push_back(g[k].dtype() == p.dtype() ? g[k] : mx::astype(g[k], p.dtype(), s));
     if (out.back().shape() != p.shape())
       fail(kOp, "internal: gradient shape mismatch for input " + std::to_string(a));
   }

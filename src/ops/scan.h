@@ -40,12 +40,11 @@ struct ScanOptions {
 //           outputs out [Bt, L, D] (u's dtype), last [Bt, D, N], chk [Bt, K, D, N]
 //  backward inputs  the forward's inputs, chk, dout [Bt, L, D] (u's dtype),
 //                   dlast [Bt, D, N] float32
-//           outputs du, ddelta (u's dtype), dA [Bt, D, N], dB, dC (each
-//                   [G, Bt, L, N] per step, G channel groups, or [Bt, D, N]
-//                   time-invariant), dD [Bt, D], dz (u's dtype),
-//                   dbias [Bt, D], dh0 [Bt, D, N]: every partial sum is
-//                   over the positions or channels one thread owns; the op
-//                   sums axis 0 with MLX's (deterministic) reduction.
+//           outputs du, ddelta (u's dtype), dA [D, N], dB, dC (float32,
+//                   [Bt, L, N] per step or [D, N] time-invariant), dD [D],
+//                   dz (u's dtype), dbias [D], dh0 [Bt, D, N]; absent
+//                   inputs' outputs are empty [0]. Sums over batch rows and
+//                   channel groups are the kernel's, in a fixed order.
 struct ScanLayout {
   ScanOptions o;
   int D() const { return 5; }
@@ -55,8 +54,8 @@ struct ScanLayout {
   int inputs() const { return h0() + o.has_h0; }
 };
 
-// Channels a CPU backward thread owns: dB and dC are summed over them
-// inside the kernel and over the groups by the op.
+// Channels one CPU work item owns: dB and dC are summed over them in the
+// item, then over the items in a fixed order.
 constexpr int kScanGroup = 32;
 
 // out, last.
