@@ -1,6 +1,6 @@
 // The selective scan on the CPU: eval_cpu of both primitives and their loops.
 // One work item is (batch row b, a group of kScanGroup channels): its states
-// [group, N] stay in a small local array for all L positions, each position
+// [N][group] stay in a small local array for all L positions, each position
 // reads the group's channels contiguously, and B_l / C_l are converted once
 // per position for the whole group. Items run in parallel (parallel.h); dB
 // and dC are summed over a group's channels here and over groups by the op,
@@ -52,62 +52,204 @@ struct ScanPtrs {
   int64_t Bt, L, D, N, K, nchk;
 };
 
-// Row l of a per-step B or C of batch b as float (n values), or null for a
-// time-invariant one (read per channel instead).
+constexpr int64_t W = kScanGroup;  // lanes of a work item: its channels
+
+// One work item's view: batch row b, channels d0 .. d0 + w - 1, w <= W.
+// Every per-channel array below has W lanes, the ones past w zero, so that
+// the loops over lanes have a fixed trip count and vectorize (the inner
+// loop over N with a sum into y did not: 80 ms for the forward at B=32
+// L=100 D=256 N=16, 8x the reference). [n][lane] layouts: lane-contiguous.
+struct Item {
+  int64_t b, d0, w;
+};
+
+// A [D, N] float32 array's rows d0.. as [N][W] (zero past w).
+inline void transpose_in(const float* src, const Item& it, int64_t N, float* dst) {
+  std::fill(dst, dst + N * W, 0.0f);
+  for (int64_t j = 0; j < it.w; ++j)
+    for (int64_t n = 0; n < N; ++n) dst[n * W + j] = src[(it.d0 + j) * N + n];
+}
+
+// [N][W] back to the rows d0.. of a [.., D, N] array at `dst`.
+inline void transpose_out(const float* src, const Item& it, int64_t N, float* dst) {
+  for (int64_t j = 0; j < it.w; ++j)
+    for (int64_t n = 0; n < N; ++n) dst[(it.d0 + j) * N + n] = src[n * W + j];
+}
+
+// Per-position values of the item's channels: u, delta, step size, z, dout.
 template <typename T>
-const float* step_row(const ScanOptions&, bool varies, const void* p, int64_t b, int64_t l,
-                      int64_t L, int64_t N, float* buf) {
+struct Lanes {
+  alignas(32) float u[W], raw[W], dt[W], dtu[W], z[W], g[W], Dl[W], tmp[W];
+  // The item's D (zero past w, and without D).
+  void load_D(const ScanOptions& o, const ScanPtrs<T>& a, const Item& it) {
+    std::fill(Dl, Dl + W, 0.0f);
+    if (o.has_D) std::copy(a.Dv + it.d0, a.Dv + it.d0 + it.w, Dl);
+  }
+  // Lanes past w stay zero (u, delta, z, dout; A too, in the item's
+  // transpose), so they carry zero states and add nothing to any sum.
+  void load(const ScanOptions& o, const ScanPtrs<T>& a, const Item& it, int64_t l, bool grad) {
+    const int64_t row = (it.b * a.L + l) * a.D + it.d0;
+    if (it.w < W) {
+      for (float* x : {u, raw, z, g}) std::fill(x, x + W, 0.0f);
+    }
+    for (int64_t j = 0; j < it.w; ++j) {
+      u[j] = static_cast<float>(a.u[row + j]);
+      raw[j] = static_cast<float>(a.delta[row + j]);
+    }
+    if (o.has_bias)
+      for (int64_t j = 0; j < it.w; ++j) raw[j] += a.bias[it.d0 + j];
+    if (o.has_z)
+      for (int64_t j = 0; j < it.w; ++j) z[j] = static_cast<float>(a.z[row + j]);
+    if (grad)
+      for (int64_t j = 0; j < it.w; ++j) g[j] = static_cast<float>(a.dout[row + j]);
+    if (o.softplus) {
+      for (int64_t j = 0; j < W; ++j) dt[j] = fs::scan::softplus(raw[j]);
+    } else {
+      std::copy(raw, raw + W, dt);
+    }
+    for (int64_t j = 0; j < W; ++j) dtu[j] = dt[j] * u[j];
+  }
+};
+
+// B or C at position l, state n, lane j: a per-step row (one value for every
+// lane) or the item's [N][W] transpose of a time-invariant [D, N].
+struct Coef {
+  const float* row;  // [N] of this position, or null
+  const float* fixed;  // [N][W]
+  float at(int64_t n, int64_t j) const { return row ? row[n] : fixed[n * W + j]; }
+};
+
+template <typename T>
+const float* step_row(bool varies, const void* p, int64_t b, int64_t l, int64_t L, int64_t N,
+                      float* buf) {
   if (!varies) return nullptr;
   const T* r = static_cast<const T*>(p) + (b * L + l) * N;
   for (int64_t n = 0; n < N; ++n) buf[n] = static_cast<float>(r[n]);
   return buf;
 }
 
-// The coefficient row of channel d: the step's row, or [D, N]'s row d.
-inline const float* coef(const float* row, const void* p, int64_t d, int64_t N) {
-  return row ? row : static_cast<const float*>(p) + d * N;
+// The states after position l from those before (prev -> cur, [N][W],
+// distinct buffers); y (if not null) gets sum_n h C, in n order. In place,
+// GCC's runtime alias check failed and the scalar loop ran: 51 against
+// ... ms (restrict and two buffers).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void advance(const float* __restrict prev, float* __restrict cur,
+                    const float* __restrict At, const float* __restrict dt,
+                    const float* __restrict dtu, Coef B, Coef C, float* __restrict y,
+                    int64_t N) {
+  for (int64_t n = 0; n < N; ++n) {
+    const float* An = At + n * W;
+    const float* p = prev + n * W;
+    float* h = cur + n * W;
+    if (B.row) {
+      const float bn = B.row[n];
+      for (int64_t j = 0; j < W; ++j)
+        h[j] = fs::scan::state_update(p[j], FS_EXPF(dt[j] * An[j]), dtu[j], bn);
+    } else {
+      const float* Bn = B.fixed + n * W;
+      for (int64_t j = 0; j < W; ++j)
+        h[j] = fs::scan::state_update(p[j], FS_EXPF(dt[j] * An[j]), dtu[j], Bn[j]);
+    }
+    if (!y) continue;
+    if (C.row) {
+      const float cn = C.row[n];
+      for (int64_t j = 0; j < W; ++j) y[j] += h[j] * cn;
+    } else {
+      const float* Cn = C.fixed + n * W;
+      for (int64_t j = 0; j < W; ++j) y[j] += h[j] * Cn[j];
+    }
+  }
+}
+
+// sum_j x[j] in a fixed order through 8 lanes (vectorizes; deterministic).
+inline float lane_sum(const float* x) {
+  float acc[8] = {};
+  for (int64_t j = 0; j < W; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += x[j + k];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// y = sum_n h[n] C[n], in n order (the forward's sum, for the gate's
+// gradient in the backward).
+void readout(const float* __restrict h, Coef C, float* __restrict y, int64_t N) {
+  alignas(32) float cb[W];
+  std::fill(y, y + W, 0.0f);
+  for (int64_t n = 0; n < N; ++n) {
+    const float* Cn = C.row ? (std::fill(cb, cb + W, C.row[n]), cb) : C.fixed + n * W;
+    for (int64_t j = 0; j < W; ++j) y[j] += h[n * W + j] * Cn[j];
+  }
+}
+
+// One position of the reverse scan for the item's lanes and every state n:
+// gh (dL/dh, [N][W]) goes from after the position to before it; ddt, du and
+// dA gain this position's terms; dB and dC go to the step's rows pB / pC
+// (summed over lanes, lane_sum) when B / C vary, else to dBf / dCf [N][W].
+// Compiled for AVX-512, AVX2 and the baseline, picked at load (as advance).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void reverse_position(const float* __restrict prev, const float* __restrict cur,
+                      const float* __restrict At, const float* __restrict dt,
+                      const float* __restrict u, const float* __restrict gy, Coef B, Coef C,
+                      float* __restrict gh, float* __restrict dA, float* __restrict dBf,
+                      float* __restrict dCf, float* __restrict ddt, float* __restrict du,
+                      float* pB, float* pC, int64_t N) {
+  alignas(64) float bb[W], cb[W], xb[W], xc[W];
+  for (int64_t n = 0; n < N; ++n) {
+    const float* Bn = B.row ? (std::fill(bb, bb + W, B.row[n]), bb) : B.fixed + n * W;
+    const float* Cn = C.row ? (std::fill(cb, cb + W, C.row[n]), cb) : C.fixed + n * W;
+    const float* An = At + n * W;
+    const float* hp = prev + n * W;
+    const float* hc = cur + n * W;
+    float* ghn = gh + n * W;
+    float* dAn = dA + n * W;
+    for (int64_t j = 0; j < W; ++j) {
+      const float gn = ghn[j] + Cn[j] * gy[j];
+      const auto sg = fs::scan::state_grad(gn, hp[j], FS_EXPF(dt[j] * An[j]), An[j], Bn[j],
+                                           dt[j], u[j]);
+      xc[j] = hc[j] * gy[j];
+      xb[j] = sg.dB;
+      ddt[j] += sg.ddt;
+      du[j] += sg.du;
+      dAn[j] += sg.dA;
+      ghn[j] = sg.dh_prev;
+    }
+    if (pC) pC[n] = lane_sum(xc);
+    else for (int64_t j = 0; j < W; ++j) dCf[n * W + j] += xc[j];
+    if (pB) pB[n] = lane_sum(xb);
+    else for (int64_t j = 0; j < W; ++j) dBf[n * W + j] += xb[j];
+  }
 }
 
 template <typename T>
 void scan_forward(const ScanOptions& o, const ScanPtrs<T>& a) {
-  const int64_t G = (a.D + kScanGroup - 1) / kScanGroup, N = a.N, L = a.L;
-  cpu::parallel_for(a.Bt * G, L * kScanGroup * N, [&](int64_t i0, int64_t i1) {
-    std::vector<float> h(kScanGroup * N), brow(N), crow(N);
-    for (int64_t it = i0; it < i1; ++it) {
-      const int64_t b = it / G, d0 = (it % G) * kScanGroup, d1 = std::min(a.D, d0 + kScanGroup);
-      for (int64_t d = d0; d < d1; ++d)
-        for (int64_t n = 0; n < N; ++n)
-          h[(d - d0) * N + n] = o.has_h0 ? a.h0[(b * a.D + d) * N + n] : 0.0f;
+  const int64_t G = (a.D + W - 1) / W, N = a.N, L = a.L;
+  cpu::parallel_for(a.Bt * G, L * W * N, [&](int64_t i0, int64_t i1) {
+    std::vector<float> h(N * W), h2(N * W), At(N * W), Bf(N * W), Cf(N * W), brow(N), crow(N);
+    Lanes<T> v;
+    alignas(32) float y[W];
+    for (int64_t ii = i0; ii < i1; ++ii) {
+      const Item it{ii / G, (ii % G) * W, std::min(W, a.D - (ii % G) * W)};
+      transpose_in(a.A, it, N, At.data());
+      if (!o.B_varies) transpose_in(static_cast<const float*>(a.B), it, N, Bf.data());
+      if (!o.C_varies) transpose_in(static_cast<const float*>(a.C), it, N, Cf.data());
+      v.load_D(o, a, it);
+      if (o.has_h0) transpose_in(a.h0 + it.b * a.D * N, it, N, h.data());
+      else std::fill(h.begin(), h.end(), 0.0f);
       for (int64_t l = 0; l < L; ++l) {
-        if (l % a.K == 0) {
-          float* c = a.chk + ((b * a.nchk + l / a.K) * a.D + d0) * N;
-          std::copy(h.begin(), h.begin() + (d1 - d0) * N, c);
-        }
-        const float* br = step_row<T>(o, o.B_varies, a.B, b, l, L, N, brow.data());
-        const float* cr = step_row<T>(o, o.C_varies, a.C, b, l, L, N, crow.data());
-        const int64_t row = (b * L + l) * a.D;
-        for (int64_t d = d0; d < d1; ++d) {
-          const float uu = static_cast<float>(a.u[row + d]);
-          const float dt = fs::scan::step_size(static_cast<float>(a.delta[row + d]),
-                                               o.has_bias ? a.bias[d] : 0.0f, o.softplus);
-          const float dtu = dt * uu;
-          const float* Ad = a.A + d * N;
-          const float* Bd = coef(br, a.B, d, N);
-          const float* Cd = coef(cr, a.C, d, N);
-          float* hd = h.data() + (d - d0) * N;
-          float y = 0.0f;
-          for (int64_t n = 0; n < N; ++n) {
-            hd[n] = fs::scan::state_update(hd[n], FS_EXPF(dt * Ad[n]), dtu, Bd[n]);
-            y += hd[n] * Cd[n];
-          }
-          if (o.has_D) y += a.Dv[d] * uu;
-          if (o.has_z) y = fs::scan::gate(y, static_cast<float>(a.z[row + d]));
-          a.out[row + d] = static_cast<T>(y);
-        }
+        if (l % a.K == 0) transpose_out(h.data(), it, N, a.chk + (it.b * a.nchk + l / a.K) * a.D * N);
+        v.load(o, a, it, l, false);
+        const Coef B{step_row<T>(o.B_varies, a.B, it.b, l, L, N, brow.data()), Bf.data()};
+        const Coef C{step_row<T>(o.C_varies, a.C, it.b, l, L, N, crow.data()), Cf.data()};
+        std::fill(y, y + W, 0.0f);
+        advance(h.data(), h2.data(), At.data(), v.dt, v.dtu, B, C, y, N);
+        h.swap(h2);
+        const int64_t row = (it.b * L + l) * a.D + it.d0;
+        // Full-width loops (they vectorize), then the item's w lanes stored.
+        for (int64_t j = 0; j < W; ++j) y[j] += v.Dl[j] * v.u[j];
+        if (o.has_z)
+          for (int64_t j = 0; j < W; ++j) y[j] = fs::scan::gate(y[j], v.z[j]);
+        for (int64_t j = 0; j < it.w; ++j) a.out[row + j] = static_cast<T>(y[j]);
       }
-      for (int64_t d = d0; d < d1; ++d)
-        std::copy(h.begin() + (d - d0) * N, h.begin() + (d - d0 + 1) * N,
-                  a.last + (b * a.D + d) * N);
+      transpose_out(h.data(), it, N, a.last + it.b * a.D * N);
     }
   }, /*align=*/1);
 }
@@ -125,122 +267,91 @@ void sum_parts(float* dst, const std::vector<float>& src, int64_t parts, int64_t
 }
 
 // The reverse scan. Each item writes its partial sums (dA, dD, dbias over
-// its positions; dB, dC over its channels) to scratch `p`, and the sums over
+// its positions; dB, dC over its channels) to scratch, and the sums over
 // items follow in a fixed order (sum_parts): the op's outputs are final, so
 // no MLX reduction follows the primitive.
 template <typename T>
-void scan_backward(const ScanOptions& o, ScanPtrs<T> out) {
-  const int64_t G = (out.D + kScanGroup - 1) / kScanGroup, N = out.N, L = out.L, K = out.K;
-  const int64_t Bt = out.Bt, DN = out.D * N;
+void scan_backward(const ScanOptions& o, const ScanPtrs<T>& a) {
+  const int64_t G = (a.D + W - 1) / W, N = a.N, L = a.L, K = a.K, Bt = a.Bt, DN = a.D * N;
   std::vector<float> pA(Bt * DN), pB(o.B_varies ? G * Bt * L * N : Bt * DN),
-      pC(o.C_varies ? G * Bt * L * N : Bt * DN), pD(Bt * out.D), pbias(Bt * out.D);
-  ScanPtrs<T> a = out;
-  a.dA = pA.data();
-  a.dB = pB.data();
-  a.dC = pC.data();
-  a.dD = pD.data();
-  a.dbias = pbias.data();
-  cpu::parallel_for(a.Bt * G, 3 * L * kScanGroup * N, [&](int64_t i0, int64_t i1) {
-    const int64_t S = kScanGroup * N;
-    std::vector<float> hs(K * S), gh(S), dA(S), dBi(S), dCi(S), brow(N), crow(N),
-        dbrow(N), dcrow(N), dD(kScanGroup), dbias(kScanGroup);
-    for (int64_t it = i0; it < i1; ++it) {
-      const int64_t g = it % G, b = it / G, d0 = g * kScanGroup;
-      const int64_t d1 = std::min(a.D, d0 + kScanGroup), w = (d1 - d0) * N;
-      std::copy(a.dlast + (b * a.D + d0) * N, a.dlast + (b * a.D + d0) * N + w, gh.begin());
-      std::fill(dA.begin(), dA.end(), 0.0f);
-      std::fill(dBi.begin(), dBi.end(), 0.0f);
-      std::fill(dCi.begin(), dCi.end(), 0.0f);
-      std::fill(dD.begin(), dD.end(), 0.0f);
-      std::fill(dbias.begin(), dbias.end(), 0.0f);
+      pC(o.C_varies ? G * Bt * L * N : Bt * DN), pD(Bt * a.D), pbias(Bt * a.D);
+  cpu::parallel_for(Bt * G, 3 * L * W * N, [&](int64_t i0, int64_t i1) {
+    const int64_t S = N * W;
+    std::vector<float> hs(K * S), h_in(S), gh(S), At(S), Bf(S), Cf(S), dA(S), dBf(S), dCf(S),
+        brow(N), crow(N);
+    Lanes<T> v;
+    alignas(32) float y[W], gy[W], du[W], ddt[W], dD[W], dbias[W];
+    for (int64_t ii = i0; ii < i1; ++ii) {
+      const int64_t g = ii % G;
+      const Item it{ii / G, g * W, std::min(W, a.D - g * W)};
+      transpose_in(a.A, it, N, At.data());
+      if (!o.B_varies) transpose_in(static_cast<const float*>(a.B), it, N, Bf.data());
+      if (!o.C_varies) transpose_in(static_cast<const float*>(a.C), it, N, Cf.data());
+      transpose_in(a.dlast + it.b * a.D * N, it, N, gh.data());
+      v.load_D(o, a, it);
+      for (auto* x : {&dA, &dBf, &dCf}) std::fill(x->begin(), x->end(), 0.0f);
+      std::fill(dD, dD + W, 0.0f);
+      std::fill(dbias, dbias + W, 0.0f);
       for (int64_t c = a.nchk - 1; c >= 0; --c) {
         const int64_t l0 = c * K, l1 = std::min(L, l0 + K);
-        const float* h_in = a.chk_in + ((b * a.nchk + c) * a.D + d0) * N;
-        // The states of the chunk's positions, recomputed from its entry.
-        for (int64_t l = l0; l < l1; ++l) {
-          const float* prev = l == l0 ? h_in : hs.data() + (l - l0 - 1) * S;
-          float* cur = hs.data() + (l - l0) * S;
-          const float* br = step_row<T>(o, o.B_varies, a.B, b, l, L, N, brow.data());
-          const int64_t row = (b * L + l) * a.D;
-          for (int64_t d = d0; d < d1; ++d) {
-            const float dt = fs::scan::step_size(static_cast<float>(a.delta[row + d]),
-                                                 o.has_bias ? a.bias[d] : 0.0f, o.softplus);
-            const float dtu = dt * static_cast<float>(a.u[row + d]);
-            const float* Bd = coef(br, a.B, d, N);
-            const int64_t k = (d - d0) * N;
-            for (int64_t n = 0; n < N; ++n)
-              cur[k + n] = fs::scan::state_update(prev[k + n], FS_EXPF(dt * a.A[d * N + n]), dtu,
-                                                  Bd[n]);
-          }
+        transpose_in(a.chk_in + (it.b * a.nchk + c) * a.D * N, it, N, h_in.data());
+        for (int64_t l = l0; l < l1; ++l) {  // the chunk's states, recomputed
+          v.load(o, a, it, l, false);
+          const Coef B{step_row<T>(o.B_varies, a.B, it.b, l, L, N, brow.data()), Bf.data()};
+          advance(l == l0 ? h_in.data() : hs.data() + (l - l0 - 1) * S, hs.data() + (l - l0) * S,
+                  At.data(), v.dt, v.dtu, B, Coef{nullptr, Cf.data()}, nullptr, N);
         }
         for (int64_t l = l1 - 1; l >= l0; --l) {
-          const float* prev = l == l0 ? h_in : hs.data() + (l - l0 - 1) * S;
+          const float* prev = l == l0 ? h_in.data() : hs.data() + (l - l0 - 1) * S;
           const float* cur = hs.data() + (l - l0) * S;
-          const float* br = step_row<T>(o, o.B_varies, a.B, b, l, L, N, brow.data());
-          const float* cr = step_row<T>(o, o.C_varies, a.C, b, l, L, N, crow.data());
-          std::fill(dbrow.begin(), dbrow.end(), 0.0f);
-          std::fill(dcrow.begin(), dcrow.end(), 0.0f);
-          const int64_t row = (b * L + l) * a.D;
-          for (int64_t d = d0; d < d1; ++d) {
-            const float raw = static_cast<float>(a.delta[row + d]) + (o.has_bias ? a.bias[d] : 0.0f);
-            const float dt = o.softplus ? fs::scan::softplus(raw) : raw;
-            const float uu = static_cast<float>(a.u[row + d]);
-            const float* Ad = a.A + d * N;
-            const float* Bd = coef(br, a.B, d, N);
-            const float* Cd = coef(cr, a.C, d, N);
-            const int64_t k = (d - d0) * N;
-            const float gout = static_cast<float>(a.dout[row + d]);
-            float gy = gout;
-            if (o.has_z) {
-              float y = 0.0f;
-              for (int64_t n = 0; n < N; ++n) y += cur[k + n] * Cd[n];
-              if (o.has_D) y += a.Dv[d] * uu;
-              const auto gg = fs::scan::gate_grad(gout, y, static_cast<float>(a.z[row + d]));
-              gy = gg.dy;
-              a.dz[row + d] = static_cast<T>(gg.dz);
+          v.load(o, a, it, l, true);
+          const Coef B{step_row<T>(o.B_varies, a.B, it.b, l, L, N, brow.data()), Bf.data()};
+          const Coef C{step_row<T>(o.C_varies, a.C, it.b, l, L, N, crow.data()), Cf.data()};
+          const int64_t row = (it.b * L + l) * a.D + it.d0;
+          if (o.has_z) {  // y again, for the gate's gradient
+            readout(cur, C, y, N);
+            for (int64_t j = 0; j < W; ++j) {
+              const auto gg = fs::scan::gate_grad(v.g[j], y[j] + v.Dl[j] * v.u[j], v.z[j]);
+              gy[j] = gg.dy;
+              v.tmp[j] = gg.dz;
             }
-            float du = 0.0f, ddt = 0.0f;
-            if (o.has_D) {
-              du = a.Dv[d] * gy;
-              dD[d - d0] += gy * uu;
-            }
-            for (int64_t n = 0; n < N; ++n) {
-              const float g_n = gh[k + n] + Cd[n] * gy;
-              const float dc = cur[k + n] * gy;
-              const auto sg = fs::scan::state_grad(g_n, prev[k + n], FS_EXPF(dt * Ad[n]), Ad[n],
-                                                   Bd[n], dt, uu);
-              if (cr) dcrow[n] += dc; else dCi[k + n] += dc;
-              if (br) dbrow[n] += sg.dB; else dBi[k + n] += sg.dB;
-              ddt += sg.ddt;
-              du += sg.du;
-              dA[k + n] += sg.dA;
-              gh[k + n] = sg.dh_prev;
-            }
-            const float draw = o.softplus ? ddt * fs::scan::sigmoid(raw) : ddt;
-            dbias[d - d0] += draw;
-            a.du[row + d] = static_cast<T>(du);
-            a.ddelta[row + d] = static_cast<T>(draw);
+            for (int64_t j = 0; j < it.w; ++j) a.dz[row + j] = static_cast<T>(v.tmp[j]);
+          } else {
+            std::copy(v.g, v.g + W, gy);
           }
-          if (br) std::copy(dbrow.begin(), dbrow.end(), a.dB + ((g * a.Bt + b) * L + l) * N);
-          if (cr) std::copy(dcrow.begin(), dcrow.end(), a.dC + ((g * a.Bt + b) * L + l) * N);
+          for (int64_t j = 0; j < W; ++j) {
+            du[j] = v.Dl[j] * gy[j];
+            dD[j] += gy[j] * v.u[j];
+            ddt[j] = 0.0f;
+          }
+          reverse_position(prev, cur, At.data(), v.dt, v.u, gy, B, C, gh.data(), dA.data(),
+                           dBf.data(), dCf.data(), ddt, du,
+                           B.row ? pB.data() + ((g * Bt + it.b) * L + l) * N : nullptr,
+                           C.row ? pC.data() + ((g * Bt + it.b) * L + l) * N : nullptr, N);
+          if (o.softplus)
+            for (int64_t j = 0; j < W; ++j) ddt[j] *= fs::scan::sigmoid(v.raw[j]);
+          for (int64_t j = 0; j < W; ++j) dbias[j] += ddt[j];
+          for (int64_t j = 0; j < it.w; ++j) {
+            a.du[row + j] = static_cast<T>(du[j]);
+            a.ddelta[row + j] = static_cast<T>(ddt[j]);
+          }
         }
       }
-      const int64_t off = (b * a.D + d0) * N;
-      std::copy(dA.begin(), dA.begin() + w, a.dA + off);
-      if (!o.B_varies) std::copy(dBi.begin(), dBi.begin() + w, a.dB + off);
-      if (!o.C_varies) std::copy(dCi.begin(), dCi.begin() + w, a.dC + off);
-      if (o.has_h0) std::copy(gh.begin(), gh.begin() + w, a.dh0 + off);
-      for (int64_t d = d0; d < d1; ++d) {
-        if (o.has_D) a.dD[b * a.D + d] = dD[d - d0];
-        if (o.has_bias) a.dbias[b * a.D + d] = dbias[d - d0];
+      transpose_out(dA.data(), it, N, pA.data() + it.b * DN);
+      if (!o.B_varies) transpose_out(dBf.data(), it, N, pB.data() + it.b * DN);
+      if (!o.C_varies) transpose_out(dCf.data(), it, N, pC.data() + it.b * DN);
+      if (o.has_h0) transpose_out(gh.data(), it, N, a.dh0 + it.b * DN);
+      for (int64_t j = 0; j < it.w; ++j) {
+        pD[it.b * a.D + it.d0 + j] = dD[j];
+        pbias[it.b * a.D + it.d0 + j] = dbias[j];
       }
     }
   }, /*align=*/1);
-  sum_parts(out.dA, pA, Bt, DN);
-  sum_parts(out.dB, pB, o.B_varies ? G : Bt, o.B_varies ? Bt * L * N : DN);
-  sum_parts(out.dC, pC, o.C_varies ? G : Bt, o.C_varies ? Bt * L * N : DN);
-  if (o.has_D) sum_parts(out.dD, pD, Bt, out.D);
-  if (o.has_bias) sum_parts(out.dbias, pbias, Bt, out.D);
+  sum_parts(a.dA, pA, Bt, DN);
+  sum_parts(a.dB, pB, o.B_varies ? G : Bt, o.B_varies ? Bt * L * N : DN);
+  sum_parts(a.dC, pC, o.C_varies ? G : Bt, o.C_varies ? Bt * L * N : DN);
+  if (o.has_D) sum_parts(a.dD, pD, Bt, a.D);
+  if (o.has_bias) sum_parts(a.dbias, pbias, Bt, a.D);
 }
 
 template <typename T>

@@ -17,10 +17,30 @@
 #elif defined(__CUDACC__)
 #define FS_LOG1PF(v) log1pf(v)
 #else
-#define FS_LOG1PF(v) __builtin_log1pf(v)
+#define FS_LOG1PF(v) ::fs::scan::log1p_unit(v)
 #endif
 
 namespace fs::scan {
+
+#if !defined(__METAL_VERSION__) && !defined(__CUDACC__)
+// log(1 + e) for e in [0, 1], the only range softplus asks for, in a form
+// GCC vectorizes (libm's log1pf is a call: 44 ns per softplus, 18 of the 63
+// ms of a CPU forward at B=32 L=100 D=256 N=16). With s = e / (2 + e) in
+// [0, 1/3], log(1 + e) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...); the
+// terms to s^15 leave under 5e-9 of the sum.
+FS_FN float log1p_unit(float e) {
+  const float s = e / (2.0f + e), q = s * s;
+  float p = 1.0f / 15.0f;
+  p = p * q + 1.0f / 13.0f;
+  p = p * q + 1.0f / 11.0f;
+  p = p * q + 1.0f / 9.0f;
+  p = p * q + 1.0f / 7.0f;
+  p = p * q + 1.0f / 5.0f;
+  p = p * q + 1.0f / 3.0f;
+  p = p * q + 1.0f;
+  return 2.0f * (s * p);
+}
+#endif
 
 // log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|), as the reference.
 FS_FN float softplus(float x) {
