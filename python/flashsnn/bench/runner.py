@@ -58,10 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # Not argparse's choices: an unknown family is a tagged error (exit 2)
     # like every other bad argument here.
     p.add_argument("--family", default="leaky",
-                   help=f"the neuron family to time: {', '.join(sorted(BENCHMARKS))}")
+                   help=f"the neuron family to time: {', '.join(sorted(BENCHMARKS))}; "
+                        "or selective_scan (flashsnn/bench/scan.py)")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--shapes", nargs="*", metavar="T,B,N",
                    help="shapes to run instead of the registry's, e.g. 100,32,1024")
+    p.add_argument("--memory", action="store_true",
+                   help="selective_scan only: peak memory of a fused forward+backward against L")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--impls", nargs="*", help="only these implementations (default: all available)")
     p.add_argument("--repeat", type=int, default=20, help="timed passes per measurement (median)")
@@ -483,6 +486,13 @@ def run(args) -> int:
         args.modes = percall.parse_modes(args.modes)
     except ValueError as e:
         print(e, file=sys.stderr)
+        return 2
+    if args.family == "selective_scan":
+        # Mamba-1's scan is not a neuron family: its own shapes and peers.
+        from . import scan
+        return scan.run(args)
+    if args.memory:
+        print("[bench] --memory is for --family selective_scan", file=sys.stderr)
         return 2
     why = unknown_family(args.family)
     if why:

@@ -1,0 +1,50 @@
+"""`flashsnn bench --family selective_scan` on tiny shapes: every path runs,
+passes its parity check against the reference, gets a floor, and --memory
+reports both peaks. No timing is asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import mlx.core as mx
+import pytest
+
+import flashsnn as fs
+from flashsnn import cli
+
+pytestmark = pytest.mark.skipif(fs.fused_unavailable_reason(mx.cpu) is not None,
+                                reason="no fused kernel")
+
+
+def test_every_path_runs_with_parity(tmp_path):
+    out = tmp_path / "s.json"
+    assert cli.main(["bench", "--family", "selective_scan", "--shapes", "2,9,5,3", "1,70,33,4",
+                     "--repeat", "2", "--budget", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    timed = {(r["impl"], r["pass"], tuple(r["shape"])): r for r in rows if "ms" in r}
+    impls = {"fused", "reference", "reference+compile"}
+    if importlib.util.find_spec("torch"):
+        impls.add("torch loop")
+    for shape in ((2, 9, 5, 3), (1, 70, 33, 4)):
+        for impl in impls:
+            for pas in ("fwd", "fwd+bwd"):
+                r = timed[(impl, pas, shape)]
+                assert r["parity"].startswith("ok"), r
+                assert r["ms"] > 0 and r["floor_ms"] > 0
+        assert ("x*2", "fwd", shape) in timed
+
+
+def test_memory_mode(tmp_path):
+    out = tmp_path / "m.json"
+    assert cli.main(["bench", "--family", "selective_scan", "--memory", "--shapes", "1,200,16,4",
+                     "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["memory"]
+    assert row["fused_peak_mb"] > 0 and row["reference_peak_mb"] > row["fused_peak_mb"]
+
+
+def test_bad_shapes_and_memory_elsewhere_are_errors(capsys):
+    assert cli.main(["bench", "--family", "selective_scan", "--shapes", "2,9,5"]) == 2
+    assert "[bench] --shapes takes B,L,D,N" in capsys.readouterr().err
+    assert cli.main(["bench", "--family", "leaky", "--memory"]) == 2
+    assert "[bench] --memory is for --family selective_scan" in capsys.readouterr().err
