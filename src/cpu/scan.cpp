@@ -116,7 +116,13 @@ struct Lanes {
 struct Coef {
   const float* row;  // [N] of this position, or null
   const float* fixed;  // [N][W]
-  float at(int64_t n, int64_t j) const { return row ? row[n] : fixed[n * W + j]; }
+  // The W lanes of state n: the fixed [N][W] row, or the step's value
+  // broadcast into buf.
+  const float* lanes(int64_t n, float* buf) const {
+    if (!row) return fixed + n * W;
+    std::fill(buf, buf + W, row[n]);
+    return buf;
+  }
 };
 
 template <typename T>
@@ -175,7 +181,7 @@ void readout(const float* __restrict h, Coef C, float* __restrict y, int64_t N) 
   alignas(32) float cb[W];
   std::fill(y, y + W, 0.0f);
   for (int64_t n = 0; n < N; ++n) {
-    const float* Cn = C.row ? (std::fill(cb, cb + W, C.row[n]), cb) : C.fixed + n * W;
+    const float* Cn = C.lanes(n, cb);
     for (int64_t j = 0; j < W; ++j) y[j] += h[n * W + j] * Cn[j];
   }
 }
@@ -194,8 +200,8 @@ void reverse_position(const float* __restrict prev, const float* __restrict cur,
                       float* pB, float* pC, int64_t N) {
   alignas(64) float bb[W], cb[W], xb[W], xc[W];
   for (int64_t n = 0; n < N; ++n) {
-    const float* Bn = B.row ? (std::fill(bb, bb + W, B.row[n]), bb) : B.fixed + n * W;
-    const float* Cn = C.row ? (std::fill(cb, cb + W, C.row[n]), cb) : C.fixed + n * W;
+    const float* Bn = B.lanes(n, bb);
+    const float* Cn = C.lanes(n, cb);
     const float* An = At + n * W;
     const float* hp = prev + n * W;
     const float* hc = cur + n * W;
