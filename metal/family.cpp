@@ -86,6 +86,8 @@ void encode(const fm::Plan& plan, const fm::EmbeddedSource& src, const mx::Strea
       case fm::Binding::kUints:
         enc.set_bytes(b.us.data(), int(b.us.size()), b.index);
         break;
+      case fm::Binding::kScratch:  // the family plans use none
+        fail(plan.kernel.c_str(), "internal: a family plan binds a scratch buffer");
     }
   }
   const auto group = fm::threadgroup_size(plan.grid, kernel->maxTotalThreadsPerThreadgroup());

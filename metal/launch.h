@@ -50,10 +50,12 @@ struct FunctionConstant {
 
 // What goes into [[buffer(index)]]: a primitive input or output (by its
 // position in the primitive's inputs / outputs), a 32-bit scalar for a
-// `constant uint&` / `constant float&` argument, or a small array of uints
-// for a `constant uint*` one (set_bytes copies it into the command buffer).
+// `constant uint&` / `constant float&` argument, a small array of uints
+// for a `constant uint*` one (set_bytes copies it into the command buffer),
+// or a float32 scratch buffer of the op's PlanSet (by its position there),
+// which one dispatch writes and a later one reads.
 struct Binding {
-  enum Kind : int { kInput = 0, kOutput = 1, kUint = 2, kFloat = 3, kUints = 4 };
+  enum Kind : int { kInput = 0, kOutput = 1, kUint = 2, kFloat = 3, kUints = 4, kScratch = 5 };
   Kind kind;
   int index;
   int array = -1;
@@ -76,6 +78,9 @@ struct Binding {
   static Binding u32s(int index, std::vector<uint32_t> v) {
     return {kUints, index, -1, 0, 0.0f, std::move(v)};
   }
+  static Binding scratch(int index, int buffer) {
+    return {kScratch, index, buffer};
+  }
 };
 
 struct Plan {
@@ -85,6 +90,21 @@ struct Plan {
   std::vector<FunctionConstant> constants;
   std::vector<Binding> bindings;
   uint64_t grid = 0;     // threads (1-D); dispatch_threads launches exactly these
+  // Threads per threadgroup when the kernel depends on it (threadgroup
+  // memory, barriers); 0: threadgroup_size() picks.
+  uint32_t group = 0;
+  // Bytes of threadgroup memory the kernel declares (kernel-scope arrays,
+  // not set by the host): the emulator checks the kernel asks for exactly
+  // these, and the plans that Metal's 32 KB per threadgroup holds them.
+  uint32_t threadgroup_bytes = 0;
+};
+
+// The dispatches of one primitive's eval_gpu, in order, and the float32
+// scratch buffers they share (element counts), which live until the command
+// buffer completes.
+struct PlanSet {
+  std::vector<int64_t> scratch;
+  std::vector<Plan> plans;
 };
 
 // The kernels keep no threadgroup memory and never synchronize, so the group

@@ -20,7 +20,9 @@
 #define FS_LOG1PF(v) ::fs::scan::log1p_unit(v)
 #endif
 
-namespace fs::scan {
+// Two namespace blocks, not `fs::scan`: MSL 3 is C++14 (tests/metal's lint).
+namespace fs {
+namespace scan {
 
 #if !defined(__METAL_VERSION__) && !defined(__CUDACC__)
 // log(1 + e) for e in [0, 1], the only range softplus asks for, in a form
@@ -107,4 +109,5 @@ FS_FN StateGrad state_grad(float gh, float h_prev, float a, float A, float b, fl
   return g;
 }
 
-}  // namespace fs::scan
+}  // namespace scan
+}  // namespace fs

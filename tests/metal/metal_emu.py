@@ -5,7 +5,8 @@ type-checks it in the shim's address-space mode (``msl.typecheck``), reads
 its kernels and function constants from the AST, generates glue (one thunk
 per kernel that passes buffer n to the argument marked ``[[buffer(n)]]``),
 compiles source + glue in the shim's execution mode together with
-``emu/runner.cpp`` (which executes the launch plans of ``metal/family.h``)
+``emu/*.cpp`` (which execute the launch plans of ``metal/family.h`` and
+``metal/scan.h``)
 into a shared library, and loads it with ctypes.
 
 ``Emulator.forward`` / ``backward`` then take a family's primitive inputs as
@@ -15,6 +16,7 @@ return its outputs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import hashlib
 import os
@@ -35,6 +37,10 @@ NP_STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint1
 # Optimisation does not change results (no contraction, no fast math) and
 # keeps a T=63, N=500 launch in milliseconds.
 BUILD_FLAGS = ["-O1", "-fPIC", "-g0"]
+
+
+# The shim's functions (type-check mode) that make a kernel cooperative.
+COOPERATIVE = {"threadgroup_barrier", "fsemu_threadgroup_array"}
 
 
 class EmulatorError(RuntimeError):
@@ -95,8 +101,11 @@ def _glue(analysis: msl.Analysis, source_name: str) -> str:
         ]
         if params:
             lines.append(f"static const FsEmuParam fsemu_params_{k.name}[] = {{{', '.join(params)}}};")
+        # Threads of a threadgroup that synchronize must run together.
+        reached = {a.functions[f].name for f in a.reachable(k.id)}
+        coop = int(bool(reached & COOPERATIVE))
         table.append(f'  {{"{k.name}", fsemu_thunk_{k.name}, '
-                     f'{"fsemu_params_" + k.name if params else "nullptr"}, {len(params)}}},')
+                     f'{"fsemu_params_" + k.name if params else "nullptr"}, {len(params)}, {coop}}},')
     lines += ['extern "C" const FsEmuKernel fsemu_kernels[] = {', *table, "};",
               f'extern "C" const int fsemu_num_kernels = {len(table)};']
     cs = [f'  {{"{c.name}", {c.index}, {int(c.type == "bool")}}},' for c in a.constants.values()]
@@ -122,10 +131,11 @@ def cache_root() -> Path:
 
 
 def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None = None,
-          plans: str | None = None) -> "Emulator":
+          plans: str | dict[str, str] | None = None) -> "Emulator":
     """The emulator for `metal` (its inlined text, or `source` instead: the
     tests that break a kernel on purpose pass a modified copy; `plans`
-    likewise replaces the text of the launch plans, metal/family.h)."""
+    likewise replaces the text of the launch plans: metal/family.h, or
+    {"family.h" | "scan.h": text})."""
     c = msl.compiler()
     if isinstance(c, str):
         raise EmulatorError(c)
@@ -133,13 +143,16 @@ def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None =
     metal = Path(metal)
     if source is None:
         source = msl.load_embed().inline(metal)
+    if isinstance(plans, str):
+        plans = {"family.h": plans}
+    plans = plans or {}
     # The runner compiles the plans, which include the step headers (the
-    # family table) and the layout header.
-    deps = [EMU / "runner.cpp", EMU / "fsemu.h", msl.SHIM / "metal_stdlib", msl.REPO / "metal" / "launch.h",
-            msl.REPO / "metal" / "family.h", *sorted(msl.KERNELS.glob("*.h")),
+    # family table) and the layout headers.
+    deps = [*sorted(EMU.glob("*.cpp")), *sorted(EMU.glob("*.h")), msl.SHIM / "metal_stdlib",
+            *sorted((msl.REPO / "metal").glob("*.h")), *sorted(msl.KERNELS.glob("*.h")),
             *sorted((msl.REPO / "src" / "step").glob("*.h")), Path(__file__), Path(msl.__file__)]
     h = hashlib.sha256()
-    for part in [source, version, " ".join(msl.COMMON_FLAGS + BUILD_FLAGS), plans or "",
+    for part in [source, version, " ".join(msl.COMMON_FLAGS + BUILD_FLAGS), repr(sorted(plans.items())),
                  *(p.read_text() for p in deps)]:
         h.update(part.encode())
     out = cache_root() / f"{metal.stem}-{h.hexdigest()[:16]}"
@@ -159,20 +172,25 @@ def build(metal: str | Path = msl.KERNELS / "family.metal", source: str | None =
         glue = work / "kernels.cpp"
         glue.write_text(_glue(analysis, src.name))
         common = [*cxx, *msl.COMMON_FLAGS, *BUILD_FLAGS]
-        _run([*common, "-I", str(EMU), "-c", str(glue), "-o", str(work / "kernels.o")], work)
+        jobs = [[*common, "-I", str(EMU), "-c", str(glue), "-o", str(work / "kernels.o")]]
         # The runner is ordinary C++ (exceptions, the standard library) and
         # never sees the shim's macros.
         runner_flags = [*cxx, "-std=c++17", "-O1", "-fPIC", "-g0", "-Wall", "-Werror", "-I", str(EMU),
                         "-I", str(msl.REPO)]
-        if plans is not None:
-            # metal/family.h found here first; its relative includes
+        if plans:
+            # metal/<name> found here first; its relative includes
             # ("launch.h", "../src/step/families.h") then through REPO/metal.
             (work / "plans" / "metal").mkdir(parents=True)
-            (work / "plans" / "metal" / "family.h").write_text(plans)
+            for name, text in plans.items():
+                (work / "plans" / "metal" / name).write_text(text)
             runner_flags[-4:-4] = ["-I", str(work / "plans"), "-I", str(msl.REPO / "metal")]
-        _run([*runner_flags, "-c", str(EMU / "runner.cpp"), "-o", str(work / "runner.o")], work)
-        _run([*cxx, "-shared", str(work / "kernels.o"), str(work / "runner.o"), "-o", str(work / "emu.so")],
-             work)
+        objs = [work / "kernels.o"]
+        for cpp in sorted(EMU.glob("*.cpp")):
+            objs.append(work / (cpp.stem + ".o"))
+            jobs.append([*runner_flags, "-c", str(cpp), "-o", str(objs[-1])])
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            list(pool.map(lambda cmd: _run(cmd, work), jobs))
+        _run([*cxx, "-shared", *map(str, objs), "-o", str(work / "emu.so")], work)
         os.replace(work / "emu.so", lib)  # atomic: concurrent sessions share the cache
         shutil.rmtree(work, ignore_errors=True)
     return Emulator(lib)
@@ -202,6 +220,14 @@ def launch(o: dict, T: int, N: int, P_state=(), P_param=(), dtype: str = "float3
                   (ctypes.c_int64 * MAX_PARAMS)(*pp), DTYPES[dtype])
 
 
+class ScanLaunch(ctypes.Structure):
+    """FsEmuScan (emu/scan_runner.cpp): metal::ScanLaunch as plain fields."""
+    _fields_ = [("Bt", ctypes.c_int64), ("L", ctypes.c_int64), ("D", ctypes.c_int64), ("N", ctypes.c_int64),
+                ("chunk", ctypes.c_int64), ("has_D", ctypes.c_int), ("has_z", ctypes.c_int),
+                ("has_bias", ctypes.c_int), ("has_h0", ctypes.c_int), ("softplus", ctypes.c_int),
+                ("B_varies", ctypes.c_int), ("C_varies", ctypes.c_int), ("dtype", ctypes.c_int)]
+
+
 class Emulator:
     def __init__(self, lib: Path):
         self.path = lib
@@ -215,6 +241,9 @@ class Emulator:
         L.fsemu_run.argtypes = [ctypes.c_int, P, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int),
                                 ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int),
                                 ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_int]
+        S = ctypes.POINTER(ScanLaunch)
+        L.fsemu_scan_plans.argtypes = [ctypes.c_int, S, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_int]
+        L.fsemu_scan_run.argtypes = [ctypes.c_int, S, *L.fsemu_run.argtypes[2:]]
 
     def family(self, fid: int, mode: int = 0) -> dict:
         """kernel_family(fid) of metal/family.h, with the saves of `mode`;
@@ -233,35 +262,48 @@ class Emulator:
         buf = ctypes.create_string_buffer(1 << 14)
         if self.lib.fsemu_plan(int(backward), ctypes.byref(lau), max_threads, buf, len(buf)) != 0:
             raise EmulatorError(self.lib.fsemu_error().decode())
-        plan = {"constants": {}, "bindings": {}}
-        for line in buf.value.decode().splitlines():
-            w = line.split()
-            if w[0] in ("kernel", "pipeline"):
-                plan[w[0]] = w[1]
-            elif w[0] in ("grid", "group"):
-                plan[w[0]] = int(w[1])
-            elif w[0] == "constant":
-                plan["constants"][int(w[1])] = (w[2], int(w[3]))
-            elif w[0] == "bind":
-                val = (float(w[3]) if w[2] == "float" else
-                       tuple(int(v) for v in w[3].split(",")) if w[2] == "uints" else int(w[3]))
-                plan["bindings"][int(w[1])] = (w[2], val)
-        return plan
+        return _parse_plan(buf.value.decode().splitlines())
 
-    def _call(self, backward: bool, lau: Launch, inputs: list, outputs: list, order: int, max_threads: int,
+
+    def _call(self, backward: bool, lau, inputs: list, outputs: list, order: int, max_threads: int,
               ftz: bool) -> None:
         def table(arrays):
             assert all(a.flags.c_contiguous for a in arrays), "kernel buffers are row-contiguous"
-            ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+            # An empty array is bound nowhere (MLX gives it no buffer): null.
+            ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data if a.size else None for a in arrays])
             elems = (ctypes.c_int * len(arrays))(*[a.elem for a in arrays])
             return ptrs, elems
 
         ip, ie = table(inputs)
         op, oe = table(outputs)
-        rc = self.lib.fsemu_run(int(backward), ctypes.byref(lau), ip, ie, len(inputs), op, oe, len(outputs),
-                                order, max_threads, int(ftz))
+        run = self.lib.fsemu_scan_run if isinstance(lau, ScanLaunch) else self.lib.fsemu_run
+        rc = run(int(backward), ctypes.byref(lau), ip, ie, len(inputs), op, oe, len(outputs), order, max_threads,
+                 int(ftz))
         if rc != 0:
             raise EmulatorError(self.lib.fsemu_error().decode())
+
+    def scan_plans(self, backward: bool, lau: "ScanLaunch", max_threads: int = 1024) -> dict:
+        """The PlanSet metal/scan.h makes: {"scratch": [floats], "plans":
+        [plan dicts as plan() returns]}."""
+        buf = ctypes.create_string_buffer(1 << 16)
+        if self.lib.fsemu_scan_plans(int(backward), ctypes.byref(lau), max_threads, buf, len(buf)) != 0:
+            raise EmulatorError(self.lib.fsemu_error().decode())
+        scratch, chunks = [], []
+        for line in buf.value.decode().splitlines():
+            if line.startswith("scratch "):
+                scratch.append(int(line.split()[1]))
+            elif line == "plan":
+                chunks.append([])
+            else:
+                chunks[-1].append(line)
+        return {"scratch": scratch, "plans": [_parse_plan(c) for c in chunks]}
+
+    def scan(self, backward: bool, lau: "ScanLaunch", inputs: list, outputs: list, *, order: int = 0,
+             max_threads: int = 1024, ftz: bool = False) -> list:
+        """ScanForward / ScanBackward over the primitive's arrays in its
+        order (src/ops/scan.h), as Buffers (_typed); fills `outputs`."""
+        self._call(backward, lau, inputs, outputs, order, max_threads, ftz)
+        return outputs
 
     def forward(self, opts: dict, x, states: list, params: list, saves: int, dtype: str, *, order: int = 0,
                 max_threads: int = 1024, ftz: bool = False) -> list[np.ndarray]:
@@ -297,6 +339,23 @@ class Emulator:
                 *(_typed(np.full((N,), np.nan, np.float32), "float32") for _ in (*states, *params))]
         self._call(True, lau, ins, outs, order, max_threads, ftz)
         return outs
+
+
+def _parse_plan(lines: list[str]) -> dict:
+    plan = {"constants": {}, "bindings": {}}
+    for line in lines:
+        w = line.split()
+        if w[0] in ("kernel", "pipeline"):
+            plan[w[0]] = w[1]
+        elif w[0] in ("grid", "group", "tgmem"):
+            plan[w[0]] = int(w[1])
+        elif w[0] == "constant":
+            plan["constants"][int(w[1])] = (w[2], int(w[3]))
+        elif w[0] == "bind":
+            val = (float(w[3]) if w[2] == "float" else
+                   tuple(int(v) for v in w[3].split(",")) if w[2] == "uints" else int(w[3]))
+            plan["bindings"][int(w[1])] = (w[2], val)
+    return plan
 
 
 class Buffer(np.ndarray):

@@ -1,7 +1,7 @@
 // The contract between the emulated kernels (one translation unit: the shim,
 // the inlined .metal source and the glue that tests/metal/emulator.py
-// generates from its AST) and the runner (tests/metal/emu/runner.cpp, which
-// executes metal/<family>.h launch plans). Plain C: the kernels' unit sees no
+// generates from its AST) and the runner (tests/metal/emu/*.cpp, which
+// executes the launch plans of metal/<family>.h and metal/scan.h). Plain C: the kernels' unit sees no
 // standard-library header.
 #pragma once
 
@@ -29,11 +29,14 @@ struct FsEmuParam {
 
 // One [[kernel]]: call `fn` once per grid thread with buffers[n] bound to
 // [[buffer(n)]] and gid = the thread's [[thread_position_in_grid]].
+// cooperative: it reaches threadgroup_barrier or a threadgroup array, so the
+// threads of a threadgroup run together (emu/dispatch.cpp).
 struct FsEmuKernel {
   const char* name;
   void (*fn)(void* const* buffers, unsigned int gid);
   const struct FsEmuParam* params;
   int num_params;
+  int cooperative;
 };
 
 struct FsEmuConstant {
