@@ -58,10 +58,30 @@ def _metal_cpp(inc: Path) -> Path:
     return real if (real / "Metal" / "Metal.hpp").is_file() else FAKE_METAL_CPP
 
 
-def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path):
+@pytest.mark.parametrize("glue", ["family.cpp", "scan.cpp"])
+def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path, glue):
     inc = _mlx_include()
-    r = _cxx20_check(msl.REPO / "metal" / "family.cpp", [inc, msl.REPO, _metal_cpp(inc)], tmp_path)
+    r = _cxx20_check(msl.REPO / "metal" / glue, [inc, msl.REPO, _metal_cpp(inc)], tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
+
+
+def test_scan_glue_check_can_fail(tmp_path):
+    """A scratch buffer bound through the wrong encoder call (an mx::array
+    where MLX's set_buffer takes an MTL::Buffer*): MLX's header rejects it."""
+    src = tmp_path / "metal" / "scan.cpp"
+    src.parent.mkdir()
+    text = (msl.REPO / "metal" / "scan.cpp").read_text()
+    bad = text.replace("enc.set_input_array(scratch[b.array], b.index);",
+                       "enc.set_buffer(scratch[b.array], b.index);")
+    assert bad != text
+    src.write_text(bad)
+    for rel in ("metal/scan.h", "metal/launch.h", "metal/embedded.h", "metal/kernels/scan_layout.h"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((msl.REPO / rel).read_text())
+    shutil.copytree(msl.REPO / "src", tmp_path / "src")
+    inc = _mlx_include()
+    r = _cxx20_check(src, [inc, tmp_path, _metal_cpp(inc)], tmp_path)
+    assert r.returncode != 0 and "set_buffer" in r.stderr
 
 
 def test_the_check_above_can_fail(tmp_path):
@@ -83,18 +103,24 @@ def test_the_check_above_can_fail(tmp_path):
     assert r.returncode != 0 and "get_kernel" in r.stderr
 
 
-def test_embedded_source_is_self_contained_cpp(tmp_path):
-    text = embed.inline(msl.KERNELS / "family.metal")
+@pytest.mark.parametrize("stem", ["family", "scan"])
+def test_embedded_source_is_self_contained_cpp(tmp_path, stem):
+    text = embed.inline(msl.KERNELS / f"{stem}.metal")
     includes = [line for line in text.splitlines() if line.lstrip().startswith("#include")]
     assert includes == ["#include <metal_stdlib>"], includes
     assert "#pragma once" not in text
-    # common.h, family.h, the registered families' headers and the layout, once each
+    # family: common.h, family.h, the registered families' headers and the
+    # layout, once each; scan: common.h, selective_scan.h and its layout
     step = sorted((msl.REPO / "src" / "step").glob("*.h"))
+    if stem == "scan":
+        step = [msl.REPO / "src" / "step" / n for n in ("common.h", "selective_scan.h")]
+    else:
+        step = [p for p in step if p.name != "selective_scan.h"]
     assert text.count("namespace fs {") == sum(p.read_text().count("namespace fs {") for p in step) + 1
-    out = tmp_path / "family_metal_source.cpp"
-    assert embed.main([str(msl.KERNELS / "family.metal"), "--cpp", str(out)]) == 0
+    out = tmp_path / f"{stem}_metal_source.cpp"
+    assert embed.main([str(msl.KERNELS / f"{stem}.metal"), "--cpp", str(out)]) == 0
     cpp = out.read_text()
-    assert f'"flashsnn_family_{embed.source_hash(text)}"' in cpp
+    assert f'"flashsnn_{stem}_{embed.source_hash(text)}"' in cpp
     r = _cxx20_check(out, [msl.REPO], tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
 
@@ -147,7 +173,8 @@ def test_cmake_metal_backend_builds_its_objects(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert cfg.returncode == 0, cfg.stdout[-3000:] + cfg.stderr[-3000:]
     assert "GPU backend 'metal'" in cfg.stdout
-    objs = ["CMakeFiles/_ext.dir/metal_generated/family_metal_source.cpp.o", "CMakeFiles/_ext.dir/metal/family.cpp.o"]
+    objs = ["CMakeFiles/_ext.dir/metal_generated/family_metal_source.cpp.o", "CMakeFiles/_ext.dir/metal/family.cpp.o",
+            "CMakeFiles/_ext.dir/metal_generated/scan_metal_source.cpp.o", "CMakeFiles/_ext.dir/metal/scan.cpp.o"]
     r = subprocess.run(["ninja", "-C", str(b), *objs], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:]
     gen = (b / "metal_generated" / "family_metal_source.cpp").read_text()
