@@ -131,6 +131,10 @@ const char* launch(const P& p, int family, int dtype, int reset, int mode, int d
 
 }  // namespace
 
+const char* resolve_kernel(const void* sym, int device, CUfunction* fn, int* sms) {
+  return resolve(sym, device, fn, sms);
+}
+
 const char* family_forward_launch(const FwdParams& p, int family, int dtype, int reset, int mode,
                                   int device, Launch* out) {
   return launch<false>(p, family, dtype, reset, mode, device, out);

@@ -83,4 +83,9 @@ const char* family_backward_launch(const BwdParams& p, int family, int dtype, in
 // left as it was.
 const char* family_check_device(int device);
 
+// A kernel's host stub (this extension's cudart) as a CUfunction of device
+// `device`, and the device's SM count; cached. Null on success, else the
+// message. Used by every kernel of csrc/ (the scan's too).
+const char* resolve_kernel(const void* sym, int device, CUfunction* fn, int* sms);
+
 }  // namespace flashsnn::cuda

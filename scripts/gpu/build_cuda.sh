@@ -103,12 +103,19 @@ done
 for a in $(tr ';' '\n' <<<"$arches" | sed -n 's/-virtual$//p; /^[0-9]*$/p'); do
   grep -q "compute_$a\|sm_$a" <<<"$ptx" || fail "no compute_$a PTX"
 done
-# Every kernel of every architecture: no stack frame, no local memory (spills).
+# Every kernel of every architecture: no stack frame, no local memory
+# (spills), no shared memory; except that the selective scan's kernels use
+# shared memory (its backward's sums) and its 64-state build spills to the
+# stack by design (csrc/scan.h, scan_nmax).
 usage=$(PATH="$(dirname "$cuobjdump"):$PATH" cuobjdump --dump-resource-usage "$so")
 kernels=$(grep -c 'REG:' <<<"$usage" || true)
 [ "$kernels" -gt 0 ] || fail "no kernels in $so"
-if grep 'REG:' <<<"$usage" | grep -vq 'STACK:0 SHARED:0 LOCAL:0'; then
-  fail "a kernel uses stack or local memory: $(grep -v 'STACK:0 SHARED:0 LOCAL:0' <<<"$usage" | grep -B1 REG: | head -4)"
+bad=$(awk '/Function /{f=$2} /REG:/{
+  scan = (f ~ /scan_/); big = (f ~ /scan_.*Li64E/)
+  if ($0 !~ /LOCAL:0 / || ($0 !~ /STACK:0 / && !big) || ($0 !~ /SHARED:0 / && !scan)) print f, $0
+}' <<<"$usage")
+if [ -n "$bad" ]; then
+  fail "a kernel uses stack or local memory: $(head -4 <<<"$bad")"
 fi
 regs=$(grep -o 'REG:[0-9]*' <<<"$usage" | cut -d: -f2 | sort -n | sed -n '1p;$p' | tr '\n' ' ')
 

@@ -1,5 +1,6 @@
 // The selective scan: op function (checks, shapes) and transforms (vjp,
-// vmap, shapes). Kernels: src/cpu/scan.cpp.
+// vmap, shapes). Kernels: src/cpu/scan.cpp, csrc/scan.cu (CUDA), metal/scan.cpp
+// (Metal); src/no_gpu/scan.cpp for builds without a GPU backend.
 #include "scan.h"
 
 #include <string>
@@ -159,15 +160,6 @@ std::vector<mx::array> selective_scan(const mx::array& u, const mx::array& delta
   }
   auto outs = forward_all(in, o, s);
   return {outs[0], outs[1]};
-}
-
-void ScanForward::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
-  fail(kOp, "no GPU kernel yet: the fused selective scan runs on the CPU; on a GPU, "
-            "backend='auto' runs the reference");
-}
-
-void ScanBackward::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
-  fail(kOp, "no GPU kernel yet: the fused selective scan runs on the CPU");
 }
 
 static std::vector<mx::array> backward_all(const std::vector<mx::array>& in, const ScanOptions& o,

@@ -1,7 +1,6 @@
 // The selective scan (Mamba-1): the op function and its two primitives.
-// eval_cpu lives in src/cpu/scan.cpp; no GPU kernel exists yet, so eval_gpu
-// (src/ops/scan.cpp) raises, and the Python op runs the reference on a GPU
-// under backend="auto".
+// eval_cpu lives in src/cpu/scan.cpp, eval_gpu in csrc/scan.cpp (CUDA),
+// metal/scan.cpp (Metal) or src/no_gpu/scan.cpp (a build without a GPU).
 //
 // Layout, channels-last: u, delta, z, out [Bt, L, D]; A [D, N]; B and C
 // [Bt, L, N] (per step) or [D, N] (time-invariant); D, bias [D]; h0, last

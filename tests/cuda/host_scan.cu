@@ -1,0 +1,145 @@
+// Runs the selective scan's CUDA code (csrc/scan.cuh) on the CPU: the
+// forward's threads one after another, each backward block as
+// kScanChannels OS threads meeting at a pthread barrier where the kernel
+// calls __syncthreads, and the final sums, over the grids scan.cu launches.
+// The kernels (csrc/scan_kernels.cuh) are one call into these functions, so
+// this checks their indexing, the chunk recomputation, the shared-memory
+// reduction and its barriers without a GPU. Scratch and shared memory start
+// as NaN: a read of anything not written first reaches the results.
+// Built by tests/cuda/test_cuda_scan_logic.py with nvcc into a shared
+// library that Python drives through ctypes.
+#include <pthread.h>
+
+#include <cmath>
+#include <vector>
+
+#include "../../csrc/scan.cuh"
+
+using namespace flashsnn::cuda;
+
+namespace {
+
+// __host__ __device__ only because scan_backward_block is; never on a GPU.
+struct HostSync {
+  pthread_barrier_t* b;
+  __host__ __device__ void barrier() {
+#if !defined(__CUDA_ARCH__)
+    pthread_barrier_wait(b);
+#endif
+  }
+};
+
+template <typename T, int NMAX>
+struct BlockRun {
+  const ScanParams* p;
+  int64_t blk;
+  int t;
+  float* red;
+  pthread_barrier_t* bar;
+  static void* go(void* arg) {
+    auto* r = static_cast<BlockRun*>(arg);
+    HostSync sync{r->bar};
+    scan_backward_block<T, NMAX>(*r->p, r->blk, r->t, r->red, sync);
+    return nullptr;
+  }
+};
+
+template <typename T, int NMAX>
+void forward(const ScanParams& p) {
+  const int64_t grid = (p.Bt * p.D + kScanForwardBlock - 1) / kScanForwardBlock;
+  for (int64_t tid = 0; tid < grid * int64_t(kScanForwardBlock); ++tid)
+    scan_forward_thread<T, NMAX>(p, tid);
+}
+
+template <typename T, int NMAX>
+void backward(const ScanParams& p) {
+  const unsigned W = kScanChannels;
+  std::vector<float> red(scan_shared_bytes(p.N) / sizeof(float));
+  for (int64_t blk = 0; blk < p.Bt * scan_groups(p.D); ++blk) {
+    std::fill(red.begin(), red.end(), NAN);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, nullptr, W);
+    std::vector<BlockRun<T, NMAX>> runs(W);
+    std::vector<pthread_t> th(W);
+    for (unsigned t = 0; t < W; ++t) {
+      runs[t] = {&p, blk, int(t), red.data(), &bar};
+      pthread_create(&th[t], nullptr, &BlockRun<T, NMAX>::go, &runs[t]);
+    }
+    for (unsigned t = 0; t < W; ++t) pthread_join(th[t], nullptr);
+    pthread_barrier_destroy(&bar);
+  }
+}
+
+template <typename T>
+void run(const ScanParams& p, bool bwd) {
+  if (scan_nmax(p.N) == 16) {
+    bwd ? backward<T, 16>(p) : forward<T, 16>(p);
+  } else {
+    bwd ? backward<T, 64>(p) : forward<T, 64>(p);
+  }
+}
+
+}  // namespace
+
+// ptrs: the 19 array pointers of ScanParams, u .. dh0, in its order;
+// dims: Bt, L, D, N, K; flags: has_D, has_z, has_bias, has_h0, softplus,
+// B_varies, C_varies; grads: dA, dB, dC, dD, dbias (backward; null when
+// absent). Returns 0, or 1 when no kernel takes N.
+extern "C" int fs_scan_host(int dtype, int bwd, void** ptrs, const int64_t* dims,
+                            const int* flags, float** grads) {
+  ScanParams p{};
+  p.u = ptrs[0];
+  p.delta = ptrs[1];
+  p.A = static_cast<const float*>(ptrs[2]);
+  p.B = ptrs[3];
+  p.C = ptrs[4];
+  p.Dv = static_cast<const float*>(ptrs[5]);
+  p.z = ptrs[6];
+  p.bias = static_cast<const float*>(ptrs[7]);
+  p.h0 = static_cast<const float*>(ptrs[8]);
+  p.chk_in = static_cast<const float*>(ptrs[9]);
+  p.dout = ptrs[10];
+  p.dlast = static_cast<const float*>(ptrs[11]);
+  p.out = ptrs[12];
+  p.last = static_cast<float*>(ptrs[13]);
+  p.chk = static_cast<float*>(ptrs[14]);
+  p.du = ptrs[15];
+  p.ddelta = ptrs[16];
+  p.dz = ptrs[17];
+  p.dh0 = static_cast<float*>(ptrs[18]);
+  p.Bt = dims[0];
+  p.L = dims[1];
+  p.D = dims[2];
+  p.N = dims[3];
+  p.K = dims[4];
+  p.nchk = (p.L + p.K - 1) / p.K;
+  p.has_D = flags[0];
+  p.has_z = flags[1];
+  p.has_bias = flags[2];
+  p.has_h0 = flags[3];
+  p.softplus = flags[4];
+  p.B_varies = flags[5];
+  p.C_varies = flags[6];
+  if (p.N < 1 || p.N > kScanMaxN) return 1;
+  const ScanScratch n = scan_scratch(p);
+  std::vector<float> hs(n.hs, NAN), pA(n.pA, NAN), pB(n.pB, NAN), pC(n.pC, NAN),
+      pD(n.pD, NAN), pbias(n.pbias, NAN);
+  p.hs = hs.data();
+  p.pA = pA.data();
+  p.pB = pB.data();
+  p.pC = pC.data();
+  p.pD = pD.data();
+  p.pbias = pbias.data();
+  if (dtype == 0) run<float>(p, bwd);
+  else if (dtype == 1) run<__half>(p, bwd);
+  else run<__nv_bfloat16>(p, bwd);
+  if (bwd) {
+    const ScanSumParams q = scan_sums(p, grads[0], grads[1], grads[2], grads[3], grads[4]);
+    int64_t most = 1;
+    for (int j = 0; j < q.jobs; ++j) most = q.n[j] > most ? q.n[j] : most;
+    const int64_t threads = (most + kScanSumBlock - 1) / kScanSumBlock * kScanSumBlock;
+    for (int job = 0; job < q.jobs; ++job)
+      for (int64_t j = 0; j < threads; ++j) scan_sum_thread(q, job, j);
+  }
+  return 0;
+}

@@ -1,0 +1,214 @@
+"""The selective scan's CUDA code run on the CPU (tests/cuda/host_scan.cu):
+the kernels' per-thread forward, the per-block backward with its barriers
+and shared-memory sums (each GPU thread an OS thread), and the final sums,
+over the grids csrc/scan.cu launches. Outputs, last state and every
+gradient against the pure-MLX reference (and the fused CPU kernel), in
+every option, odd shapes, chunks shorter than L, both state-count builds
+(N <= 16 and up to 64) and the three dtypes. Needs nvcc, not a GPU."""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import POINTER, c_float, c_int, c_int64, c_void_p
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import cudatest
+
+ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
+from flashsnn.ops.selective_scan import selective_scan  # noqa: E402
+
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+DTYPE_ID = {mx.float32: 0, mx.float16: 1, mx.bfloat16: 2}
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    nvcc = cudatest.require_nvcc()
+    out = tmp_path_factory.mktemp("scan")
+    so = out / "libhost_scan.so"
+    cudatest.run([nvcc, "-shared", "-Xcompiler", "-fPIC", "-Xcompiler", "-pthread",
+                  "-std=c++17", "-O2", f"-arch={cudatest.ARCH}", *cudatest.NUMERICS,
+                  *cudatest.STRICT, str(cudatest.ROOT / "tests/cuda/host_scan.cu"), "-o", str(so)])
+    lib = ctypes.CDLL(str(so))
+    lib.fs_scan_host.restype = c_int
+    lib.fs_scan_host.argtypes = [c_int, c_int, POINTER(c_void_p), POINTER(c_int64),
+                                 POINTER(c_int), POINTER(POINTER(c_float))]
+    return lib
+
+
+@pytest.fixture(autouse=True)
+def on_cpu():
+    old = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    yield
+    mx.set_default_device(old)
+
+
+def make(b, L, D, N, *, B_varies=True, C_varies=True, with_D=True, with_z=True,
+         with_bias=True, with_h0=True, softplus=True, dtype=mx.float32, seed=0):
+    r = np.random.default_rng(seed)
+
+    def f(*s, scale=1.0):
+        return mx.array((r.normal(size=s) * scale).astype(np.float32))
+    pos = (lambda a: a) if softplus else (lambda a: mx.abs(a) + 0.01)
+    return dict(u=f(b, L, D).astype(dtype), delta=pos(f(b, L, D, scale=0.5)).astype(dtype),
+                A=-mx.exp(f(D, N, scale=0.5)),
+                B=f(b, L, N).astype(dtype) if B_varies else f(D, N),
+                C=f(b, L, N).astype(dtype) if C_varies else f(D, N),
+                D=f(D) if with_D else None, z=f(b, L, D).astype(dtype) if with_z else None,
+                delta_bias=pos(f(D, scale=0.1)) if with_bias else None,
+                initial_state=f(b, D, N) if with_h0 else None)
+
+
+def to_np(a):
+    """An MLX array as numpy storage the kernel reads (bfloat16 as its bits)."""
+    if a.dtype == mx.bfloat16:
+        return np.ascontiguousarray(np.array(a.view(mx.uint16)))
+    return np.ascontiguousarray(np.array(a))
+
+
+def from_np(a, dtype):
+    return mx.array(a).view(mx.bfloat16) if dtype == mx.bfloat16 else mx.array(a)
+
+
+def host(lib, inp, softplus, chunk, cot):
+    """Forward then backward through the host library: (out, last), grads."""
+    u = inp["u"]
+    b, L, D = u.shape
+    N = inp["A"].shape[1]
+    store = np.uint16 if u.dtype == mx.bfloat16 else np.dtype(to_np(u[:0]).dtype)
+    nchk = (L + chunk - 1) // chunk
+    arr = {k: (to_np(v) if v is not None else None) for k, v in inp.items()}
+    out = np.full((b, L, D), 0xFFFF if store == np.uint16 else np.nan, store)
+    last = np.full((b, D, N), np.nan, np.float32)
+    chk = np.full((b, nchk, D, N), np.nan, np.float32)
+    dout, dlast = to_np(cot[0]), to_np(cot[1])
+    du, ddelta, dz = (np.full((b, L, D), 0xFFFF if store == np.uint16 else np.nan, store)
+                      for _ in range(3))
+    dh0 = np.full((b, D, N), np.nan, np.float32)
+    p = lambda a: None if a is None else a.ctypes.data  # noqa: E731
+    ptrs = [p(arr["u"]), p(arr["delta"]), p(arr["A"]), p(arr["B"]), p(arr["C"]), p(arr["D"]),
+            p(arr["z"]), p(arr["delta_bias"]), p(arr["initial_state"]), p(chk), p(dout),
+            p(dlast), p(out), p(last), p(chk), p(du), p(ddelta), p(dz), p(dh0)]
+    dims = (c_int64 * 5)(b, L, D, N, chunk)
+    flags = (c_int * 7)(inp["D"] is not None, inp["z"] is not None,
+                        inp["delta_bias"] is not None, inp["initial_state"] is not None,
+                        softplus, inp["B"].ndim == 3, inp["C"].ndim == 3)
+    grads = {n: np.full(inp[n].shape, np.nan, np.float32) for n in ("A", "B", "C")}
+    for n in ("D", "delta_bias"):
+        if inp[n] is not None:
+            grads[n] = np.full(inp[n].shape, np.nan, np.float32)
+    gp = (POINTER(c_float) * 5)(*[ctypes.cast(grads[n].ctypes.data, POINTER(c_float))
+                                  if n in grads else None
+                                  for n in ("A", "B", "C", "D", "delta_bias")])
+    cptrs = (c_void_p * 19)(*ptrs)
+    dt = DTYPE_ID[u.dtype]
+    assert lib.fs_scan_host(dt, 0, cptrs, dims, flags, gp) == 0
+    assert lib.fs_scan_host(dt, 1, cptrs, dims, flags, gp) == 0
+    g = {"u": from_np(du, u.dtype), "delta": from_np(ddelta, u.dtype),
+         **{n: mx.array(v) for n, v in grads.items()}}
+    if inp["z"] is not None:
+        g["z"] = from_np(dz, u.dtype)
+    if inp["initial_state"] is not None:
+        g["initial_state"] = mx.array(dh0)
+    return (from_np(out, u.dtype), mx.array(last)), g
+
+
+def vjp(inp, backend, cot, softplus, chunk):
+    names = [n for n in NAMES if inp[n] is not None]
+
+    def f(*xs):
+        d = {**inp, **dict(zip(names, xs))}
+        return selective_scan(d["u"], d["delta"], d["A"], d["B"], d["C"], d["D"], d["z"],
+                              delta_bias=d["delta_bias"], delta_softplus=softplus,
+                              initial_state=d["initial_state"], return_last_state=True,
+                              chunk=chunk, backend=backend)
+    outs, grads = mx.vjp(f, [inp[n] for n in names], cot)
+    return outs, dict(zip(names, grads))
+
+
+def rel(a, b) -> float:
+    a, b = (np.array(x.astype(mx.float32), np.float64) for x in (a, b))
+    return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-30))
+
+
+def cotangents(inp, seed=1):
+    r = np.random.default_rng(seed)
+    b, L, D = inp["u"].shape
+    N = inp["A"].shape[1]
+    return [mx.array(r.normal(size=(b, L, D)).astype(np.float32)).astype(inp["u"].dtype),
+            mx.array(r.normal(size=(b, D, N)).astype(np.float32))]
+
+
+def check(lib, inp, softplus=True, chunk=64, tol=1e-5):
+    cot = cotangents(inp)
+    (yh, hh), gh = host(lib, inp, softplus, chunk, cot)
+    for backend in ("reference", "fused"):
+        (y, h), g = vjp(inp, backend, cot, softplus, chunk)
+        assert rel(yh, y) <= tol and rel(hh, h) <= tol, (backend, rel(yh, y), rel(hh, h))
+        assert set(gh) == set(g), (set(gh) ^ set(g))
+        for n in g:
+            gn = g[n].astype(mx.float32)
+            assert np.all(np.isfinite(np.array(gh[n].astype(mx.float32)))), n
+            assert rel(gh[n], gn) <= tol, (backend, n, rel(gh[n], gn))
+
+
+@pytest.mark.parametrize("with_D,with_z,with_bias,with_h0,softplus", [
+    (True, True, True, True, True), (False, False, False, False, False),
+    (True, False, True, False, True), (False, True, False, True, False)])
+def test_options(lib, with_D, with_z, with_bias, with_h0, softplus):
+    """Every optional input present or absent; D = 37 leaves 27 idle threads
+    in the second block, which must still meet every barrier."""
+    check(lib, make(2, 23, 37, 5, with_D=with_D, with_z=with_z, with_bias=with_bias,
+                    with_h0=with_h0, softplus=softplus), softplus, chunk=8)
+
+
+@pytest.mark.parametrize("B_varies,C_varies", [(True, False), (False, True), (False, False)])
+def test_time_invariant_B_and_C(lib, B_varies, C_varies):
+    check(lib, make(3, 19, 33, 4, B_varies=B_varies, C_varies=C_varies), chunk=5)
+
+
+@pytest.mark.parametrize("b,L,D,N,chunk", [(1, 1, 1, 1, 64), (2, 11, 5, 3, 4), (1, 40, 64, 16, 7),
+                                           (2, 9, 3, 17, 64), (1, 13, 40, 64, 6),
+                                           (2, 70, 2, 2, 64)])
+def test_shapes_and_both_state_builds(lib, b, L, D, N, chunk):
+    """L = 1, chunks shorter than L and not dividing it, N = 16 (the last of
+    the 16-state build) and 17 / 64 (the 64-state build), a round of 8
+    positions (N <= 16) and of 2 (N = 64)."""
+    check(lib, make(b, L, D, N), chunk=chunk)
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [(mx.float16, 3e-3, 5e-3), (mx.bfloat16, 3e-2, 5e-2)])
+def test_16_bit(lib, dtype, rtol, atol):
+    """Against the fused CPU kernel in the same dtype (mamba_ssm's 16-bit
+    tolerances; both keep float32 states)."""
+    inp = make(2, 17, 35, 4, dtype=dtype)
+    cot = cotangents(inp)
+    (yh, hh), gh = host(lib, inp, True, 6, cot)
+    (y, h), g = vjp(inp, "fused", cot, True, 6)
+    for a, ref in [(yh, y), (hh, h), *((gh[n], g[n]) for n in g)]:
+        np.testing.assert_allclose(np.array(a.astype(mx.float32)),
+                                   np.array(ref.astype(mx.float32)), rtol=rtol,
+                                   atol=atol * max(1.0, float(mx.abs(ref).max())))
+
+
+def test_a_wrong_kernel_is_caught(lib):
+    """The comparison can fail: a perturbed cotangent gives gradients off by
+    far more than the tolerance."""
+    inp = make(2, 12, 9, 3)
+    cot = cotangents(inp)
+    _, gh = host(lib, inp, True, 4, cot)
+    _, g = vjp(inp, "reference", [cot[0] * 1.001, cot[1]], True, 4)
+    assert max(rel(gh[n], g[n].astype(mx.float32)) for n in g) > 1e-4
+
+
+def test_more_states_than_built_are_refused(lib):
+    inp = make(1, 2, 2, 65)
+    b, L, D = inp["u"].shape
+    dims = (c_int64 * 5)(b, L, D, 65, 64)
+    flags = (c_int * 7)(0, 0, 0, 0, 0, 1, 1)
+    assert lib.fs_scan_host(0, 0, (c_void_p * 19)(), dims, flags,
+                            (POINTER(c_float) * 5)()) == 1
