@@ -1,9 +1,9 @@
 """flashsnn.ops.selective_scan: the fused CPU kernel against the pure-MLX
 reference (outputs and the gradient of every input), against a float64
 NumPy model written here from the equations, finite differences, MLX's
-transforms, and the argument checks. The fused scan has no GPU kernel yet:
-these tests run it on the CPU whatever the test device, and one test checks
-what a GPU device does."""
+transforms, and the argument checks. They run on the test device
+(FLASHSNN_TEST_DEVICE) where the scan has a kernel there (the CPU, CUDA),
+else on the CPU; the last tests check what a GPU device does."""
 
 from __future__ import annotations
 
@@ -25,10 +25,16 @@ NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 TOL = 1e-5  # relative RMS, float32 (the issue's bar)
 
 
+def scan_device():
+    """The test device, or the CPU where the scan has no kernel on it."""
+    from flashsnn.ops.selective_scan import _why_not_fused
+    return mx.default_device() if _why_not_fused(16) is None else mx.cpu
+
+
 @pytest.fixture(autouse=True)
-def on_cpu():
+def on_scan_device():
     old = mx.default_device()
-    mx.set_default_device(mx.cpu)
+    mx.set_default_device(scan_device())
     yield
     mx.set_default_device(old)
 
@@ -296,13 +302,25 @@ def test_the_extension_checks_shapes_itself():
 
 
 @pytest.mark.skipif(not mx.is_available(mx.gpu), reason="no GPU in this MLX build")
-def test_on_a_gpu_auto_runs_the_reference_and_fused_says_why():
-    inp = make(1, 8, 3, 2)
+def test_on_a_gpu_more_states_than_the_kernels_take_run_the_reference():
+    inp = make(1, 8, 3, 65)
     with mx.stream(mx.gpu):
         mx.set_default_device(mx.gpu)
         y_auto = run(inp, "auto")[0]
         y_ref = run(inp, "reference")[0]
         assert rel(y_auto, y_ref) == 0.0
         with pytest.raises(RuntimeError, match=r"\[selective_scan\] backend='fused' but no "
-                                               r"fused kernel applies: no GPU kernel"):
+                                               r"fused kernel applies: .*(64 states|Metal)"):
             run(inp, "fused")
+
+
+@pytest.mark.skipif(not mx.is_available(mx.gpu) or mx.metal.is_available(),
+                    reason="no CUDA GPU in this MLX build")
+def test_on_cuda_auto_runs_the_kernel():
+    """auto runs the CUDA kernel for N <= 64: fused's bits exactly."""
+    inp = make(2, 40, 37, 16)
+    with mx.stream(mx.gpu):
+        mx.set_default_device(mx.gpu)
+        y_auto, y_fused, y_ref = (run(inp, b)[0] for b in ("auto", "fused", "reference"))
+        assert np.array_equal(np.array(y_auto), np.array(y_fused))
+        assert rel(y_fused, y_ref) <= TOL

@@ -19,10 +19,10 @@ of ``chunk`` positions; the backward recomputes the states inside a chunk
 from it, so a fused forward+backward holds O(batch D N L / chunk) floats of
 state, where the reference loop holds every step's.
 
-Backends: ``"fused"`` (the CPU kernel; no GPU kernel exists yet, and asking
-for one on a GPU is an error that says so), ``"reference"`` (the pure-MLX
-loop, flashsnn.reference.selective_scan), ``"auto"`` (fused on the CPU, the
-reference on a GPU).
+Backends: ``"fused"`` (the CPU kernel, or the CUDA kernel on an NVIDIA GPU
+for up to ``GPU_MAX_STATES`` states; elsewhere an error that says why),
+``"reference"`` (the pure-MLX loop, flashsnn.reference.selective_scan),
+``"auto"`` (fused where a kernel applies, else the reference).
 
 Example::
 
@@ -51,13 +51,21 @@ OP = "selective_scan"
 CHUNK = 64
 
 
-def _why_not_fused() -> str | None:
+# The GPU kernels hold a channel's states in registers, built for up to this
+# many (csrc/scan.h, kScanMaxN); Mamba's d_state is 16.
+GPU_MAX_STATES = 64
+
+
+def _why_not_fused(N: int) -> str | None:
     why = _backend.fused_unavailable_reason()
     if why is not None:
         return why
-    if _backend.device_kind() != "cpu":
-        return ("no GPU kernel for the selective scan yet (CUDA and Metal are to come); "
-                "it is fused on the CPU")
+    kind = _backend.device_kind()
+    if kind == "metal":
+        return "no Metal kernel for the selective scan yet; it is fused on the CPU and CUDA"
+    if kind != "cpu" and N > GPU_MAX_STATES:
+        return (f"the GPU kernels take up to {GPU_MAX_STATES} states per channel, "
+                f"A has N={N}")
     return None
 
 
@@ -71,7 +79,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, *, delta_bias=None,
                         f"got {return_last_state!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"[{OP}] chunk must be a positive int, got {chunk!r}")
-    if _checks.use_fused(OP, backend, _why_not_fused()):
+    if _checks.use_fused(OP, backend, _why_not_fused(a.A.shape[1])):
         opt = lambda v: [] if v is None else [v]  # noqa: E731
         y, h = _backend.ext.selective_scan(
             a.u, a.delta, a.A, a.B, a.C, D=opt(a.D), z=opt(a.z), delta_bias=opt(a.delta_bias),
