@@ -1,8 +1,9 @@
 # One selective-scan call at a time (graph, mx.eval, mx.synchronize) with a plain .sum() loss,
 # in a fresh process ("fresh") or after other MLX work ("busy"), MLX default cache:
-#   python benchmarks/scan_percall.py fresh|busy
+#   python benchmarks/scan_percall.py fresh|busy [cpu|gpu]
 import sys, time, statistics, mlx.core as mx, flashsnn as fs
-mx.set_default_device(mx.cpu)
+device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
+mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
 busy = sys.argv[1] == "busy"
 b, L, D, N = 32, 100, 256, 16
 k = mx.random.split(mx.random.key(0), 5)
@@ -19,4 +20,4 @@ ts = {"fwd": [], "fwd+bwd": []}
 for i in range(12):
     for name, fn in (("fwd", f), ("fwd+bwd", lambda: g(u))):
         t0 = time.perf_counter(); mx.eval(fn()); mx.synchronize(); ts[name].append(time.perf_counter() - t0)
-print(sys.argv[1], {k: round(statistics.median(v[2:]) * 1e3, 2) for k, v in ts.items()})
+print(device, sys.argv[1], {k: round(statistics.median(v[2:]) * 1e3, 2) for k, v in ts.items()})

@@ -15,6 +15,8 @@
 #            with `git archive <rev> -o .gpuhost/old.tar`) into /root/fs-old
 #   compare  benchmarks/compare_builds.py: this build's Leaky against /root/fs-old's
 #   families `flashsnn bench --family` for every benchmark name (throughput), one JSON
+#   scan     the selective scan: its tests on the GPU, `flashsnn bench --family
+#            selective_scan` (times, then peak memory against L) and one call at a time
 #
 #   bash scripts/gpu/h200.sh build tests bench     (from the repository root)
 set -uo pipefail
@@ -99,7 +101,17 @@ for job in "$@"; do
       # One file for all (the device returns at most 8): {name: that run's JSON}.
       python3 -c "import json,glob,os; json.dump({os.path.basename(p)[7:-10]: json.load(open(p)) for p in sorted(glob.glob('/tmp/families/family-*-h200.json'))}, open('$OUT/families-h200.json','w'), indent=1)"
       ;;
-    *) echo "unknown job '$job' (build build-old crash tests fuzz bench train ncu compare families)"; exit 2 ;;
+    scan)
+      FLASHSNN_REQUIRE_KERNELS=1 FLASHSNN_TEST_DEVICE=gpu python3 -m pytest -q -p no:cacheprovider -n 8 \
+        tests/ops/test_selective_scan.py tests/bench/test_bench_scan.py >"$OUT/scan-tests-h200.txt" 2>&1
+      echo "rc $?"; tail -5 "$OUT/scan-tests-h200.txt"
+      python3 benchmarks/run.py --device gpu --family selective_scan --no-progress --budget 5 \
+        --out "$OUT/selective-scan-h200.json" 2>&1 | tail -40
+      python3 benchmarks/run.py --device gpu --family selective_scan --memory --no-progress \
+        --shapes 1,1024,256,16 1,4096,256,16 1,16384,256,16 \
+        --out "$OUT/selective-scan-memory-h200.json" 2>&1 | tail -5
+      for m in fresh busy fresh busy; do python3 benchmarks/scan_percall.py $m gpu; done ;;
+    *) echo "unknown job '$job' (build build-old crash tests fuzz bench train ncu compare families scan)"; exit 2 ;;
   esac
   echo "--- $job: $((SECONDS - t0)) s"
 done

@@ -11,7 +11,8 @@ every gradient, relative RMS <= 1e-5); PyTorch's against the reference's
 outputs and du. Times are medians of passes run back to back with a wait
 after each; "x floor" is the time over the fewest bytes the pass moves at
 the same run's ``x * 2`` bandwidth. ``--memory`` instead reports the peak
-memory (MLX's) of one forward+backward against L, at (1, L, 256, 16) for
+memory of one forward+backward against L (MLX's allocator and flashsnn's
+own cache, which holds the fused kernels' outputs), at (1, L, 256, 16) for
 L = 1024, 4096, 16384 or the given shapes, fused and (up to L = 4096) the
 reference.
 
@@ -34,6 +35,9 @@ import flashsnn as fs
 SHAPES = [(32, 100, 256, 16), (16, 500, 512, 16), (2, 4096, 256, 16)]
 MEMORY_LS = [1024, 4096, 16384]
 REFERENCE_MAX_L = 4096  # the loop's graph and time grow with L; past it, not run
+# mx.compile and torch.compile unroll the loop over L: compiling took minutes
+# past a few hundred positions, so the compiled loops run up to this L.
+COMPILE_MAX_L = 500
 PARITY_TOL = 1e-5
 
 
@@ -155,6 +159,10 @@ def run_case(shape, impls, device, repeat, budget):
         if name.startswith("reference") and not ref_ok:
             rows.append(dict(impl=name, skipped=f"L > {REFERENCE_MAX_L}: not run"))
             continue
+        if "compile" in name and L > COMPILE_MAX_L:
+            rows.append(dict(impl=name, skipped=f"L > {COMPILE_MAX_L}: compiling the unrolled "
+                                                f"loop takes minutes; not run"))
+            continue
         try:
             fwd, fb, sync = make()
         except Exception as e:  # noqa: BLE001 - a missing peer is reported, not fatal
@@ -188,15 +196,22 @@ def run_case(shape, impls, device, repeat, budget):
 
 
 def peak_memory(shape, backend):
+    """Peak memory (MB) of one forward+backward: MLX's allocator and
+    flashsnn's own cache (the fused kernels' outputs; src/ops/buffers.h),
+    each from a reset, and their sum (a bound on the two together)."""
     b, L, D, N = shape
     x, cot = inputs(*shape)
     mx.clear_cache()
+    fs.memory.clear_cache()
     mx.reset_peak_memory()
+    fs.memory.reset_peak_memory()
     out = mx.vjp(lambda *a: [fs.ops.selective_scan(*a[:5], a[5], a[6], delta_bias=a[7],
                                                    delta_softplus=True, backend=backend)],
                  [x[n] for n in ARGS], [cot])
     mx.eval(out)
-    return mx.get_peak_memory() / 2**20
+    m, f = mx.get_peak_memory() / 2**20, fs.memory.get_peak_memory() / 2**20
+    del out
+    return {"mlx": m, "flashsnn": f, "total": m + f}
 
 
 def run(args) -> int:
@@ -223,6 +238,9 @@ def run(args) -> int:
             row = {"shape": list(shape), "fused_peak_mb": peak_memory(shape, "fused")}
             if shape[1] <= REFERENCE_MAX_L:
                 row["reference_peak_mb"] = peak_memory(shape, "reference")
+            # Inputs and cotangent alone (4 of [1, L, D] and 2 of [1, L, N]
+            # float32, plus A, D, bias): what no implementation can avoid.
+            row["inputs_mb"] = sum(v.nbytes for v in inputs(*shape)[0].values()) / 2**20
             rows.append(row)
             print(row, flush=True)
         result["memory"] = rows
