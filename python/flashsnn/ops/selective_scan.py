@@ -19,8 +19,8 @@ of ``chunk`` positions; the backward recomputes the states inside a chunk
 from it, so a fused forward+backward holds O(batch D N L / chunk) floats of
 state, where the reference loop holds every step's.
 
-Backends: ``"fused"`` (the CPU kernel, or the CUDA kernel on an NVIDIA GPU
-for up to ``GPU_MAX_STATES`` states; elsewhere an error that says why),
+Backends: ``"fused"`` (the CPU kernel; on a GPU the CUDA or Metal kernel,
+for up to ``GPU_MAX_STATES[kind]`` states; beyond, an error that says why),
 ``"reference"`` (the pure-MLX loop, flashsnn.reference.selective_scan),
 ``"auto"`` (fused where a kernel applies, else the reference).
 
@@ -52,8 +52,8 @@ CHUNK = 64
 
 
 # The GPU kernels hold a channel's states in registers, built for up to this
-# many (csrc/scan.h, kScanMaxN); Mamba's d_state is 16.
-GPU_MAX_STATES = 64
+# many (csrc/scan.h kScanMaxN, metal/scan.h); Mamba's d_state is 16.
+GPU_MAX_STATES = {"cuda": 64, "metal": 128}
 
 
 def _why_not_fused(N: int) -> str | None:
@@ -61,11 +61,9 @@ def _why_not_fused(N: int) -> str | None:
     if why is not None:
         return why
     kind = _backend.device_kind()
-    if kind == "metal":
-        return "no Metal kernel for the selective scan yet; it is fused on the CPU and CUDA"
-    if kind != "cpu" and N > GPU_MAX_STATES:
-        return (f"the GPU kernels take up to {GPU_MAX_STATES} states per channel, "
-                f"A has N={N}")
+    most = GPU_MAX_STATES.get(kind)
+    if most is not None and N > most:
+        return f"the {kind} kernels take up to {most} states per channel, A has N={N}"
     return None
 
 
