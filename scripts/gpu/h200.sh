@@ -65,9 +65,10 @@ for job in "$@"; do
       FLASHSNN_TEST_DEVICE=gpu python3 -X faulthandler -m pytest -q -p no:cacheprovider \
         "tests/ops/test_leaky.py::test_extension_rejects_bad_direct_calls" 2>&1 | tail -30 ;;
     tests)
-      # TEST_PATHS (default: tests) picks a part, to split the suite over calls.
+      # TEST_PATHS (default: tests) picks a part, to split the suite over calls;
+      # PYTEST_ARGS adds options (e.g. --durations=30).
       FLASHSNN_REQUIRE_KERNELS=1 FLASHSNN_TEST_DEVICE=gpu python3 -m pytest -q -p no:cacheprovider -n 16 \
-        ${TEST_PATHS:-tests} >"$OUT/gpu-tests.txt" 2>&1
+        ${PYTEST_ARGS:-} ${TEST_PATHS:-tests} >"$OUT/gpu-tests.txt" 2>&1
       echo "rc $?"; grep -E "passed|failed|error" "$OUT/gpu-tests.txt" | tail -15 ;;
     fuzz)
       FLASHSNN_TEST_DEVICE=gpu python3 -X faulthandler -m pytest -q -p no:cacheprovider \
