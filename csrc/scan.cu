@@ -1,6 +1,6 @@
 // The selective scan's launch API (scan.h) and its sum kernel; the scan
 // kernels are in scan_<dtype>.cu (scan_kernels.cuh), for the state counts of
-// scan_nmax. Symbols become CUfunctions through this extension's cudart, as
+// scan_spl. Symbols become CUfunctions through this extension's cudart, as
 // the families' (family.cu, resolve_kernel).
 #include <cuda_runtime.h>
 
@@ -11,7 +11,7 @@ namespace flashsnn::cuda {
 
 // scan_kernels.cuh, instantiated in scan_<dtype>.cu.
 template <typename T>
-const void* scan_symbol(bool backward, int nmax);
+const void* scan_symbol(bool backward, int spl);
 
 namespace {
 
@@ -22,11 +22,11 @@ __global__ void __launch_bounds__(kScanSumBlock)
 
 const void* symbol_of(bool backward, int dtype, int64_t N) {
   if (N < 1 || N > kScanMaxN) return nullptr;
-  const int nmax = scan_nmax(N);
+  const int spl = scan_spl(N);
   switch (dtype) {
-    case kFloat32: return scan_symbol<float>(backward, nmax);
-    case kFloat16: return scan_symbol<__half>(backward, nmax);
-    case kBFloat16: return scan_symbol<__nv_bfloat16>(backward, nmax);
+    case kFloat32: return scan_symbol<float>(backward, spl);
+    case kFloat16: return scan_symbol<__half>(backward, spl);
+    case kBFloat16: return scan_symbol<__nv_bfloat16>(backward, spl);
     default: return nullptr;
   }
 }
@@ -48,9 +48,9 @@ const char* scan_forward_launch(const ScanParams& p, int dtype, int device, Scan
   if (!sym) return kNoKernel;
   int sms = 0;
   if (const char* err = resolve_kernel(sym, device, &out->fn, &sms)) return err;
-  out->block = kScanForwardBlock;
+  out->block = kScanBlock;
   out->shared = 0;
-  return grid_of((p.Bt * p.D + kScanForwardBlock - 1) / kScanForwardBlock, &out->grid);
+  return grid_of((p.Bt * p.D * scan_lanes(p.N) + kScanBlock - 1) / kScanBlock, &out->grid);
 }
 
 const char* scan_backward_launch(const ScanParams& p, int dtype, int device, ScanLaunch* out) {
@@ -58,9 +58,9 @@ const char* scan_backward_launch(const ScanParams& p, int dtype, int device, Sca
   if (!sym) return kNoKernel;
   int sms = 0;
   if (const char* err = resolve_kernel(sym, device, &out->fn, &sms)) return err;
-  out->block = kScanChannels;
+  out->block = kScanBlock;
   out->shared = scan_shared_bytes(p.N);
-  return grid_of(p.Bt * scan_groups(p.D), &out->grid);
+  return grid_of(p.Bt * scan_groups(p.D, p.N), &out->grid);
 }
 
 const char* scan_sum_launch(const ScanSumParams& p, int device, ScanLaunch* out) {

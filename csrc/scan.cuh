@@ -1,29 +1,32 @@
-// The selective scan on CUDA: the kernels' per-thread (forward) and
-// per-block (backward) code, and the launch geometry both the kernels
-// (scan.cu) and the host checks (tests/cuda/host_scan.cu) use. Per-position
-// math: src/step/selective_scan.h, shared with the CPU and Metal kernels.
-// Only nvcc reads this file; FS_FN is __host__ __device__ there, and the
-// backward's barrier is a template argument, so tests/cuda runs this same
-// code on the CPU with one OS thread per GPU thread.
+// The selective scan on CUDA: the kernels' per-thread code, and the
+// warp-level sums it needs. Per-position math: src/step/selective_scan.h,
+// shared with the CPU and Metal kernels. Only nvcc reads this file (FS_FN is
+// __host__ __device__ there); the cross-lane operations go through a `Sync`
+// template argument (the block's barrier and an xor shuffle), so
+// tests/cuda/host_scan.cu runs this same code on the CPU with one OS thread
+// per GPU thread.
 //
-// Work split (layout: src/ops/scan.h, channels-last):
-//  forward   one thread per (batch row b, channel d), its N states in
-//            registers for all L positions; y = sum_n h C in the thread, in
-//            n order as the CPU. Neighbouring threads are neighbouring
-//            channels: u, delta, z, out are read and written coalesced, and
-//            B_l, C_l (one row per (b, l)) are one broadcast load per warp.
-//  backward  one block of kScanChannels threads per (b, group of channels).
-//            Per chunk, in reverse: each thread recomputes its chunk's
-//            states from the forward's checkpoint into a scratch column
-//            [Bt, K+1, N, D] (its own: no barrier), then walks the chunk
-//            backwards. A per-step dB_l / dC_l is a sum over every channel:
-//            each thread leaves its N terms in shared memory for a round of
-//            `scan_round(N)` positions, the block sums them over its
-//            channels in a fixed order after a barrier, and writes one
-//            partial per (group, b, l, n). A last kernel (scan_sum) adds the
-//            partials over groups, and dA, dD, dbias and time-invariant
-//            dB / dC over batch rows, in a fixed order: no atomics, the same
-//            bits on every run.
+// Work split (csrc/scan.h; layout src/ops/scan.h, channels-last): a
+// channel's N states are spread over P lanes of a warp, SPL per lane, so a
+// layer of batch B and D channels runs B D P threads (131,072 at the
+// Mamba-Spike recipe's B=32, D=256, N=16), not B D: one thread per channel
+// with 16 states in registers left 2 warps per SM and every position waiting
+// on its own loads.
+//  forward   each lane updates its states; y = sum_n h C is an xor-butterfly
+//            sum over the channel's P lanes (every lane gets the same bits);
+//            lane 0 writes out. Lanes of a channel read u, delta, z at one
+//            address, B_l and C_l as one coalesced row.
+//  backward  one block per (batch row, group of kScanBlock / P channels).
+//            Per chunk, last first: each lane recomputes its states from
+//            the forward's checkpoint into a scratch [Bt, K+1, D, N] (its own
+//            column: no barrier), then walks the chunk backwards. dt's and
+//            u's gradients are butterfly sums over the channel's lanes; the
+//            per-step dB_l, dC_l sum over every channel: over a warp's
+//            channels by butterfly, over the block's warps in shared memory
+//            after a barrier, once per round of scan_round(N) positions, in
+//            a fixed order; a last kernel (scan_sum) adds the blocks'
+//            partials, and dA, dD, dbias and time-invariant dB / dC over
+//            batch rows. No atomics: the same bits on every run.
 #pragma once
 
 #include <cstdint>
@@ -43,23 +46,22 @@ FS_FN void scan_store(void* p, int64_t i, float v) {
   static_cast<T*>(p)[i] = from_float<T>(v);
 }
 
-// What both directions load once per (b, d): A's row, a time-invariant B /
-// C row, D and the bias.
-template <int NMAX>
-struct ScanChannel {
-  float A[NMAX], Bf[NMAX], Cf[NMAX];
-  float Dd, bias;
+// sum of v over the lanes whose index differs from this one's only in the
+// bits lo .. hi/2 (lo, hi powers of two), as an xor butterfly: every lane of
+// a group ends with the same bits (a + b == b + a at every level).
+template <class Sync>
+FS_FN float scan_lane_sum(Sync& sync, float v, int lo, int hi) {
+  for (int off = lo; off < hi; off *= 2) v += sync.shfl_xor(v, off);
+  return v;
+}
 
-  FS_FN void load(const ScanParams& p, int64_t d) {
-    FS_UNROLL for (int n = 0; n < NMAX; ++n) {
-      const bool on = n < p.N;
-      A[n] = on ? p.A[d * p.N + n] : 0.0f;
-      Bf[n] = on && !p.B_varies ? static_cast<const float*>(p.B)[d * p.N + n] : 0.0f;
-      Cf[n] = on && !p.C_varies ? static_cast<const float*>(p.C)[d * p.N + n] : 0.0f;
-    }
-    Dd = p.has_D ? p.Dv[d] : 0.0f;
-    bias = p.has_bias ? p.bias[d] : 0.0f;
-  }
+// Where a thread works: batch row b, channel d, lane j of the channel's P;
+// `on` is false past the last channel (such a thread runs every loop and
+// every cross-lane operation with zeros, and touches no memory but shared).
+struct ScanLane {
+  int64_t b, d;
+  int j, P;
+  bool on;
 };
 
 // One position's per-channel values: u, the step size and its input.
@@ -76,186 +78,223 @@ FS_FN ScanPos scan_pos_of(float u, float delta, float bias, bool softplus) {
   return s;
 }
 
-template <typename T, int NMAX>
-FS_FN ScanPos scan_pos(const ScanParams& p, const ScanChannel<NMAX>& ch, int64_t row) {
-  return scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row), ch.bias, p.softplus);
-}
+// What a lane loads once: A, a time-invariant B / C of its states, D and
+// the bias of its channel.
+template <int SPL>
+struct ScanStates {
+  float A[SPL], Bf[SPL], Cf[SPL];
+  float Dd, bias;
 
-// B_l[n] / C_l[n] of row (b, l) (crow = (b L + l) N), or the channel's fixed value.
-template <typename T, int NMAX>
-FS_FN float scan_coef(const void* p, bool varies, int64_t crow, const float (&fixed)[NMAX], int n) {
-  return varies ? scan_load<T>(p, crow + n) : fixed[n];
-}
-
-// h <- the states after position l (y: sum_n h C, when asked).
-template <typename T, int NMAX>
-FS_FN float scan_advance(const ScanParams& p, const ScanChannel<NMAX>& ch, const ScanPos& s,
-                         int64_t crow, float (&h)[NMAX], bool want_y) {
-  float y = 0.0f;
-  FS_UNROLL for (int n = 0; n < NMAX; ++n) {
-    if (n < p.N) {
-      const float bn = scan_coef<T, NMAX>(p.B, p.B_varies, crow, ch.Bf, n);
-      h[n] = fs::scan::state_update(h[n], FS_EXPF(s.dt * ch.A[n]), s.dtu, bn);
-      if (want_y) y += h[n] * scan_coef<T, NMAX>(p.C, p.C_varies, crow, ch.Cf, n);
+  FS_FN void load(const ScanParams& p, const ScanLane& w) {
+    for (int s = 0; s < SPL; ++s) {
+      const int64_t n = w.j + int64_t(s) * w.P;
+      const bool in = w.on && n < p.N;
+      A[s] = in ? p.A[w.d * p.N + n] : 0.0f;
+      Bf[s] = in && !p.B_varies ? static_cast<const float*>(p.B)[w.d * p.N + n] : 0.0f;
+      Cf[s] = in && !p.C_varies ? static_cast<const float*>(p.C)[w.d * p.N + n] : 0.0f;
     }
+    Dd = w.on && p.has_D ? p.Dv[w.d] : 0.0f;
+    bias = w.on && p.has_bias ? p.bias[w.d] : 0.0f;
   }
-  return y;
+};
+
+// This lane's B_l[n] / C_l[n] (row crow = (b L + l) N), or its fixed value.
+template <typename T, int SPL>
+FS_FN float scan_coef(const ScanParams& p, const void* ptr, bool varies, int64_t crow,
+                      const float (&fixed)[SPL], const ScanLane& w, int s) {
+  const int64_t n = w.j + int64_t(s) * w.P;
+  if (!w.on || n >= p.N) return 0.0f;
+  return varies ? scan_load<T>(ptr, crow + n) : fixed[s];
 }
 
-// The forward of channel d of batch row b (thread b * D + d). Position l+1's
-// u, delta and z are loaded before position l is computed and stored: the
-// compiler cannot move those loads above the store of out itself (out and
-// the inputs are untyped pointers it must assume may alias), and a thread
-// with one position in flight waits out a full memory latency per position.
-template <typename T, int NMAX>
-FS_FN void scan_forward_thread(const ScanParams& p, int64_t tid) {
-  if (tid >= p.Bt * p.D) return;
-  const int64_t b = tid / p.D, d = tid % p.D, N = p.N, D = p.D, L = p.L;
-  ScanChannel<NMAX> ch;
-  ch.load(p, d);
-  float h[NMAX];
-  FS_UNROLL for (int n = 0; n < NMAX; ++n)
-    h[n] = n < N && p.has_h0 ? p.h0[(b * D + d) * N + n] : 0.0f;
-  const int64_t row0 = b * L * D + d;
-  float u_next = 0.0f, delta_next = 0.0f, z_next = 0.0f;
-  if (L > 0) {
-    u_next = scan_load<T>(p.u, row0);
-    delta_next = scan_load<T>(p.delta, row0);
-    if (p.has_z) z_next = scan_load<T>(p.z, row0);
+// The forward of global thread `tid` (kScanBlock per block; lanes of a
+// channel are neighbours, channels never straddle a warp since P | 32).
+template <typename T, int SPL, class Sync>
+FS_FN void scan_forward_thread(const ScanParams& p, int64_t tid, Sync& sync) {
+  const int P = scan_lanes(p.N);
+  const int64_t c = tid / P, N = p.N, D = p.D, L = p.L;
+  ScanLane w{c / D, c % D, int(tid % P), P, c < p.Bt * D};
+  ScanStates<SPL> st;
+  st.load(p, w);
+  float h[SPL];
+  for (int s = 0; s < SPL; ++s) {
+    const int64_t n = w.j + int64_t(s) * P;
+    h[s] = w.on && n < N && p.has_h0 ? p.h0[(w.b * D + w.d) * N + n] : 0.0f;
   }
+  const int64_t row0 = (w.b * L) * D + w.d;
   for (int64_t l = 0; l < L; ++l) {
-    if (l % p.K == 0) {
-      float* c = p.chk + ((b * p.nchk + l / p.K) * D + d) * N;
-      FS_UNROLL for (int n = 0; n < NMAX; ++n) if (n < N) c[n] = h[n];
+    const int64_t row = row0 + l * D, crow = (w.b * L + l) * N;
+    if (l % p.K == 0 && w.on) {
+      float* ck = p.chk + ((w.b * p.nchk + l / p.K) * D + w.d) * N;
+      for (int s = 0; s < SPL; ++s)
+        if (w.j + s * P < N) ck[w.j + s * P] = h[s];
     }
-    const int64_t row = row0 + l * D;
-    const ScanPos s = scan_pos_of(u_next, delta_next, ch.bias, p.softplus);
-    const float z = z_next;
-    if (l + 1 < L) {
-      u_next = scan_load<T>(p.u, row + D);
-      delta_next = scan_load<T>(p.delta, row + D);
-      if (p.has_z) z_next = scan_load<T>(p.z, row + D);
+    const ScanPos ps = w.on ? scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row),
+                                          st.bias, p.softplus)
+                            : ScanPos{0.0f, 0.0f, 0.0f, 0.0f};
+    float y = 0.0f;
+    for (int s = 0; s < SPL; ++s) {
+      const float bn = scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s);
+      const float cn = scan_coef<T, SPL>(p, p.C, p.C_varies, crow, st.Cf, w, s);
+      h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, bn);
+      y += h[s] * cn;
     }
-    float y = scan_advance<T, NMAX>(p, ch, s, (b * L + l) * N, h, true);
-    y += ch.Dd * s.u;
-    if (p.has_z) y = fs::scan::gate(y, z);
-    scan_store<T>(p.out, row, y);
+    y = scan_lane_sum(sync, y, 1, P);
+    if (w.on && w.j == 0) {
+      y += st.Dd * ps.u;
+      if (p.has_z) y = fs::scan::gate(y, scan_load<T>(p.z, row));
+      scan_store<T>(p.out, row, y);
+    }
   }
-  FS_UNROLL for (int n = 0; n < NMAX; ++n) if (n < N) p.last[(b * D + d) * N + n] = h[n];
+  if (!w.on) return;
+  for (int s = 0; s < SPL; ++s)
+    if (w.j + s * P < N) p.last[(w.b * D + w.d) * N + w.j + s * P] = h[s];
 }
 
 // The backward of block `blk` = (batch row b, channel group g), thread `t`
-// of kScanChannels; `red` is the block's shared buffer (scan_shared_bytes),
-// `sync.barrier()` the block's barrier. Every thread of the block reaches
-// every barrier: a thread past the last channel runs the loops with zero
-// terms and touches no memory but `red`.
-template <typename T, int NMAX, class Sync>
+// of kScanBlock; `red` is the block's shared buffer (scan_shared_bytes,
+// [round position][B|C][warp][SPL P]).
+template <typename T, int SPL, class Sync>
 FS_FN void scan_backward_block(const ScanParams& p, int64_t blk, int t, float* red, Sync& sync) {
-  const int64_t G = scan_groups(p.D), b = blk / G, g = blk % G;
-  const int64_t d = g * kScanChannels + t, N = p.N, D = p.D, L = p.L, K = p.K;
-  const bool on = d < D;
-  constexpr int W = kScanChannels + 1;  // padded: the sums read a column without bank conflicts
-  const int S = scan_round(N);
-  ScanChannel<NMAX> ch;
-  float gh[NMAX], dA[NMAX], dBf[NMAX], dCf[NMAX];
+  const int P = scan_lanes(p.N), R = scan_round(p.N);
+  const int64_t CB = scan_block_channels(p.N), G = scan_groups(p.D, p.N);
+  const int64_t b = blk / G, g = blk % G, N = p.N, D = p.D, L = p.L, K = p.K;
+  const int64_t d = g * CB + t / P;
+  ScanLane w{b, d, t % P, P, d < D};
+  constexpr int kWarps = int(kScanBlock / 32);
+  const int warp = t / 32, S = SPL * P;  // S: a warp's row of states in red
+  ScanStates<SPL> st;
+  st.load(p, w);
+  float gh[SPL], dA[SPL], dBf[SPL], dCf[SPL];
   float dD = 0.0f, dbias = 0.0f;
-  if (on) ch.load(p, d);
-  FS_UNROLL for (int n = 0; n < NMAX; ++n) {
-    gh[n] = on && n < N ? p.dlast[(b * D + d) * N + n] : 0.0f;
-    dA[n] = dBf[n] = dCf[n] = 0.0f;
+  for (int s = 0; s < SPL; ++s) {
+    const int64_t n = w.j + int64_t(s) * P;
+    gh[s] = w.on && n < N ? p.dlast[(b * D + d) * N + n] : 0.0f;
+    dA[s] = dBf[s] = dCf[s] = 0.0f;
   }
-  // This thread's scratch column: slot j, state n at hs[(j N + n) D].
-  float* hs = p.hs + b * (K + 1) * N * D + d;
+  // Scratch slot k of this batch row: [k][D][N]; this lane's column.
+  float* hs = p.hs + b * (K + 1) * D * N + d * N + w.j;
+  const int64_t slot = D * N;
   for (int64_t c = p.nchk - 1; c >= 0; --c) {
     const int64_t l0 = c * K, l1 = l0 + K < L ? l0 + K : L;
-    if (on) {  // the chunk's states, recomputed: slot 0 enters the chunk
-      float h[NMAX];
-      const float* c0 = p.chk_in + ((b * p.nchk + c) * D + d) * N;
-      FS_UNROLL for (int n = 0; n < NMAX; ++n) {
-        h[n] = n < N ? c0[n] : 0.0f;
-        if (n < N) hs[n * D] = h[n];
+    if (w.on) {  // the chunk's states, recomputed: slot 0 enters the chunk
+      float h[SPL];
+      const float* c0 = p.chk_in + ((b * p.nchk + c) * D + d) * N + w.j;
+      for (int s = 0; s < SPL; ++s) {
+        h[s] = w.j + s * P < N ? c0[s * P] : 0.0f;
+        if (w.j + s * P < N) hs[s * P] = h[s];
       }
       for (int64_t l = l0; l < l1; ++l) {
-        const ScanPos s = scan_pos<T, NMAX>(p, ch, (b * L + l) * D + d);
-        scan_advance<T, NMAX>(p, ch, s, (b * L + l) * N, h, false);
-        float* slot = hs + (l - l0 + 1) * N * D;
-        FS_UNROLL for (int n = 0; n < NMAX; ++n) if (n < N) slot[n * D] = h[n];
+        const int64_t row = (b * L + l) * D + d, crow = (b * L + l) * N;
+        const ScanPos ps = scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row),
+                                       st.bias, p.softplus);
+        float* out = hs + (l - l0 + 1) * slot;
+        for (int s = 0; s < SPL; ++s) {
+          const float bn = scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s);
+          h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, bn);
+          if (w.j + s * P < N) out[s * P] = h[s];
+        }
       }
     }
-    for (int64_t hi = l1; hi > l0; hi -= S) {
-      const int64_t lo = hi - S > l0 ? hi - S : l0;
+    for (int64_t hi = l1; hi > l0; hi -= R) {
+      const int64_t lo = hi - R > l0 ? hi - R : l0;
       for (int64_t l = hi - 1; l >= lo; --l) {
-        float* rb = red + (l - lo) * 2 * N * W + t;  // this position's dB terms; dC's follow
-        if (!on) {
-          for (int64_t k = 0; k < 2 * N; ++k) rb[k * W] = 0.0f;
-          continue;
-        }
         const int64_t row = (b * L + l) * D + d, crow = (b * L + l) * N;
-        const ScanPos s = scan_pos<T, NMAX>(p, ch, row);
-        const float* prev = hs + (l - l0) * N * D;
-        const float* cur = prev + N * D;
-        const float g_out = scan_load<T>(p.dout, row);
+        ScanPos ps{0.0f, 0.0f, 0.0f, 0.0f};
+        float g_out = 0.0f, z = 0.0f;
+        float hp[SPL], hc[SPL], cn[SPL];
+        for (int s = 0; s < SPL; ++s) hp[s] = hc[s] = 0.0f;
+        if (w.on) {
+          ps = scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row), st.bias,
+                           p.softplus);
+          g_out = scan_load<T>(p.dout, row);
+          if (p.has_z) z = scan_load<T>(p.z, row);
+          for (int s = 0; s < SPL; ++s) {
+            if (w.j + s * P < N) {
+              hp[s] = hs[(l - l0) * slot + s * P];
+              hc[s] = hs[(l - l0 + 1) * slot + s * P];
+            }
+          }
+        }
+        for (int s = 0; s < SPL; ++s)
+          cn[s] = scan_coef<T, SPL>(p, p.C, p.C_varies, crow, st.Cf, w, s);
         float gy = g_out;
         if (p.has_z) {  // y again, for the gate's gradient
           float y = 0.0f;
-          FS_UNROLL for (int n = 0; n < NMAX; ++n)
-            if (n < N) y += cur[n * D] * scan_coef<T, NMAX>(p.C, p.C_varies, crow, ch.Cf, n);
-          const auto gg = fs::scan::gate_grad(g_out, y + ch.Dd * s.u, scan_load<T>(p.z, row));
+          for (int s = 0; s < SPL; ++s) y += hc[s] * cn[s];
+          y = scan_lane_sum(sync, y, 1, P);
+          const auto gg = fs::scan::gate_grad(g_out, y + st.Dd * ps.u, z);
           gy = gg.dy;
-          scan_store<T>(p.dz, row, gg.dz);
+          if (w.on && w.j == 0) scan_store<T>(p.dz, row, gg.dz);
         }
-        float du = ch.Dd * gy, ddt = 0.0f;
-        dD += gy * s.u;
-        FS_UNROLL for (int n = 0; n < NMAX; ++n) {
-          if (n < N) {
-            const float bn = scan_coef<T, NMAX>(p.B, p.B_varies, crow, ch.Bf, n);
-            const float cn = scan_coef<T, NMAX>(p.C, p.C_varies, crow, ch.Cf, n);
-            const float hp = prev[n * D];
-            const float gn = gh[n] + cn * gy;
-            const auto sg = fs::scan::state_grad(gn, hp, FS_EXPF(s.dt * ch.A[n]), ch.A[n], bn,
-                                                 s.dt, s.u);
-            const float xc = cur[n * D] * gy;
-            ddt += sg.ddt;
-            du += sg.du;
-            dA[n] += sg.dA;
-            gh[n] = sg.dh_prev;
-            if (p.B_varies) rb[n * W] = sg.dB; else dBf[n] += sg.dB;
-            if (p.C_varies) rb[(N + n) * W] = xc; else dCf[n] += xc;
+        float du = 0.0f, ddt = 0.0f, xb[SPL], xc[SPL];
+        for (int s = 0; s < SPL; ++s) {
+          const float bn = scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s);
+          const float gn = gh[s] + cn[s] * gy;
+          const auto sg = fs::scan::state_grad(gn, hp[s], FS_EXPF(ps.dt * st.A[s]), st.A[s], bn,
+                                               ps.dt, ps.u);
+          ddt += sg.ddt;
+          du += sg.du;
+          dA[s] += sg.dA;
+          gh[s] = w.on && w.j + s * P < N ? sg.dh_prev : 0.0f;
+          xb[s] = sg.dB;
+          xc[s] = hc[s] * gy;
+          if (!p.B_varies) dBf[s] += xb[s];
+          if (!p.C_varies) dCf[s] += xc[s];
+        }
+        ddt = scan_lane_sum(sync, ddt, 1, P);
+        du = st.Dd * gy + scan_lane_sum(sync, du, 1, P);
+        if (p.softplus) ddt *= fs::scan::sigmoid(ps.raw);
+        dbias += ddt;
+        dD += gy * ps.u;
+        if (w.on && w.j == 0) {
+          scan_store<T>(p.du, row, du);
+          scan_store<T>(p.ddelta, row, ddt);
+        }
+        // dB_l, dC_l over the warp's channels (lanes P apart), then the
+        // warp's first channel leaves them for the block's sum.
+        for (int s = 0; s < SPL; ++s) {
+          if (p.B_varies) xb[s] = scan_lane_sum(sync, xb[s], P, 32);
+          if (p.C_varies) xc[s] = scan_lane_sum(sync, xc[s], P, 32);
+          if (t % 32 < P) {
+            float* r = red + ((l - lo) * 2 * kWarps + warp) * S + s * P + w.j;
+            r[0] = xb[s];
+            r[kWarps * S] = xc[s];
           }
         }
-        if (p.softplus) ddt *= fs::scan::sigmoid(s.raw);
-        dbias += ddt;
-        scan_store<T>(p.du, row, du);
-        scan_store<T>(p.ddelta, row, ddt);
       }
       if (!p.B_varies && !p.C_varies) continue;  // uniform: no per-step sums
       sync.barrier();
-      // The round's sums over the block's channels, one (position, B|C, n)
-      // per thread at a time, channels in order.
+      // The round's sums over the block's warps, one (position, B|C, n) per
+      // thread at a time, warps in order.
       const int64_t items = (hi - lo) * 2 * N;
-      for (int64_t k = t; k < items; k += kScanChannels) {
+      for (int64_t k = t; k < items; k += kScanBlock) {
         const int64_t pos = k / (2 * N), n = k % N;
         const bool isC = (k / N) % 2 == 1;
         if (isC ? !p.C_varies : !p.B_varies) continue;
         float acc = 0.0f;
-        for (int j = 0; j < int(kScanChannels); ++j) acc += red[k * W + j];
+        for (int v = 0; v < kWarps; ++v)
+          acc += red[((pos * 2 + (isC ? 1 : 0)) * kWarps + v) * S + n];  // lane n % P, state n / P
         (isC ? p.pC : p.pB)[((g * p.Bt + b) * L + lo + pos) * N + n] = acc;
       }
       sync.barrier();  // the next round overwrites red
     }
   }
-  if (!on) return;
-  FS_UNROLL for (int n = 0; n < NMAX; ++n) {
+  if (!w.on) return;
+  for (int s = 0; s < SPL; ++s) {
+    const int64_t n = w.j + int64_t(s) * P;
     if (n < N) {
       const int64_t i = (b * D + d) * N + n;
-      p.pA[i] = dA[n];
-      if (!p.B_varies) p.pB[i] = dBf[n];
-      if (!p.C_varies) p.pC[i] = dCf[n];
-      if (p.has_h0) p.dh0[i] = gh[n];
+      p.pA[i] = dA[s];
+      if (!p.B_varies) p.pB[i] = dBf[s];
+      if (!p.C_varies) p.pC[i] = dCf[s];
+      if (p.has_h0) p.dh0[i] = gh[s];
     }
   }
-  p.pD[b * D + d] = dD;
-  p.pbias[b * D + d] = dbias;
+  if (w.j == 0) {
+    p.pD[b * D + d] = dD;
+    p.pbias[b * D + d] = dbias;
+  }
 }
 
 // One (src, dst) pair of ScanSumParams per thread column j.

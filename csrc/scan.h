@@ -34,7 +34,7 @@ struct ScanParams {
   void* ddelta;         // backward: [Bt, L, D]
   void* dz;             // backward: [Bt, L, D] or null
   float* dh0;           // backward: [Bt, D, N] or null
-  float* hs;            // backward scratch: [Bt, K + 1, N, D], one chunk's states
+  float* hs;            // backward scratch: [Bt, K + 1, D, N], one chunk's states
   float* pA;            // backward partials: [Bt, D, N]
   float* pB;            // [groups, Bt, L, N] per step, or [Bt, D, N]
   float* pC;            // as pB
@@ -44,31 +44,35 @@ struct ScanParams {
   int has_D, has_z, has_bias, has_h0, softplus, B_varies, C_varies;
 };
 
-// Threads of a forward block, and the channels (threads) of a backward block.
-constexpr unsigned kScanForwardBlock = 128;
-constexpr unsigned kScanChannels = 32;
-// The state counts the kernels are built for (arrays of NMAX registers per
-// thread): a layer with N states runs the smallest that holds it. Mamba's
-// default is 16, which runs without spills; 64 covers the larger d_state
-// settings and spills (ptxas -v). Each NMAX costs about 20 s of nvcc per
-// dtype and direction, so no more are built; above 64 states the op runs the
-// reference on the GPU.
+// Work split: each channel's N states are spread over P lanes of a warp
+// (P = N rounded up to a power of two, at most 32), SPL states per lane
+// (SPL = ceil(N / P): 1 up to 32 states, 2 up to 64). A block of
+// kScanBlock threads holds kScanBlock / P channels of one batch row (both
+// directions: the backward sums dB_l, dC_l over a block's channels).
+constexpr unsigned kScanBlock = 128;
 constexpr int kScanMaxN = 64;
-FS_FN int scan_nmax(int64_t N) {
-  return N <= 16 ? 16 : 64;
+FS_FN int scan_lanes(int64_t N) {
+  int P = 1;
+  while (P < N && P < 32) P *= 2;
+  return P;
 }
-
-// Positions per reduction round of the backward: S * N <= 128, so the
-// shared buffer (S positions x {B, C} x N states x kScanChannels + 1) stays
-// at 33 KB for every N, under the 48 KB a block gets without opting in.
+FS_FN int scan_spl(int64_t N) {
+  return int((N + scan_lanes(N) - 1) / scan_lanes(N));
+}
+FS_FN int64_t scan_block_channels(int64_t N) {
+  return kScanBlock / scan_lanes(N);
+}
+FS_FN int64_t scan_groups(int64_t D, int64_t N) {
+  return (D + scan_block_channels(N) - 1) / scan_block_channels(N);
+}
+// Positions per reduction round of the backward: R N <= 256 floats per
+// {B, C} and warp, 8 KB of shared memory for any N.
 FS_FN int scan_round(int64_t N) {
-  return N >= 128 ? 1 : int(128 / N);
+  return int(256 / (scan_spl(N) * scan_lanes(N)));
 }
 FS_FN unsigned scan_shared_bytes(int64_t N) {
-  return unsigned(scan_round(N) * 2 * N * (kScanChannels + 1) * sizeof(float));
-}
-FS_FN int64_t scan_groups(int64_t D) {
-  return (D + kScanChannels - 1) / kScanChannels;
+  return unsigned(scan_round(N) * 2 * (kScanBlock / 32) * scan_spl(N) * scan_lanes(N) *
+                  sizeof(float));
 }
 
 // The last kernel of the backward: dst[j] = sum over k < parts of
@@ -88,7 +92,7 @@ struct ScanScratch {
   int64_t hs, pA, pB, pC, pD, pbias;
 };
 inline ScanScratch scan_scratch(const ScanParams& p) {
-  const int64_t DN = p.D * p.N, steps = scan_groups(p.D) * p.Bt * p.L * p.N;
+  const int64_t DN = p.D * p.N, steps = scan_groups(p.D, p.N) * p.Bt * p.L * p.N;
   auto least1 = [](int64_t n) { return n > 0 ? n : int64_t(1); };
   return {least1(p.Bt * (p.K + 1) * DN), least1(p.Bt * DN),
           least1(p.B_varies ? steps : p.Bt * DN), least1(p.C_varies ? steps : p.Bt * DN),
@@ -100,7 +104,7 @@ inline ScanScratch scan_scratch(const ScanParams& p) {
 inline ScanSumParams scan_sums(const ScanParams& p, float* dA, float* dB, float* dC, float* dD,
                                float* dbias) {
   ScanSumParams q{};
-  const int64_t G = scan_groups(p.D), DN = p.D * p.N, steps = p.Bt * p.L * p.N;
+  const int64_t G = scan_groups(p.D, p.N), DN = p.D * p.N, steps = p.Bt * p.L * p.N;
   auto add = [&](const float* src, float* dst, int64_t parts, int64_t n) {
     if (!dst || n == 0) return;
     q.src[q.jobs] = src;

@@ -1,7 +1,7 @@
 // The selective scan's kernels, each one call into scan.cuh, and the table
-// from (direction, state count) to a kernel's host stub. Included once per
-// dtype (scan_<dtype>.cu) so that builds compile the three in parallel, as
-// the families' forward_/backward_<dtype>.cu.
+// from (direction, states per lane) to a kernel's host stub. Included once
+// per dtype (scan_<dtype>.cu) so that builds compile the three in parallel,
+// as the families' forward_/backward_<dtype>.cu.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,36 +12,42 @@ namespace flashsnn::cuda {
 
 namespace {
 
-template <typename T, int NMAX>
-__global__ void __launch_bounds__(kScanForwardBlock)
-    scan_forward_kernel(const __grid_constant__ ScanParams p) {
-  scan_forward_thread<T, NMAX>(p, int64_t(blockIdx.x) * blockDim.x + threadIdx.x);
-}
-
+// The block's barrier and the warp's xor shuffle (every lane of the warp
+// takes part: scan.cuh keeps its control flow uniform).
 struct BlockSync {
   __device__ __forceinline__ void barrier() { __syncthreads(); }
+  __device__ __forceinline__ float shfl_xor(float v, int off) {
+    return __shfl_xor_sync(0xffffffffu, v, off);
+  }
 };
 
-template <typename T, int NMAX>
-__global__ void __launch_bounds__(kScanChannels)
+template <typename T, int SPL>
+__global__ void __launch_bounds__(kScanBlock)
+    scan_forward_kernel(const __grid_constant__ ScanParams p) {
+  BlockSync sync;
+  scan_forward_thread<T, SPL>(p, int64_t(blockIdx.x) * blockDim.x + threadIdx.x, sync);
+}
+
+template <typename T, int SPL>
+__global__ void __launch_bounds__(kScanBlock)
     scan_backward_kernel(const __grid_constant__ ScanParams p) {
   extern __shared__ float red[];
   BlockSync sync;
-  scan_backward_block<T, NMAX>(p, blockIdx.x, int(threadIdx.x), red, sync);
+  scan_backward_block<T, SPL>(p, blockIdx.x, int(threadIdx.x), red, sync);
 }
 
 }  // namespace
 
-// The kernel for u's dtype T, a direction and scan_nmax(N); null for any
-// other NMAX.
+// The kernel for u's dtype T, a direction and scan_spl(N) (1 or 2); null
+// for any other.
 template <typename T>
-const void* scan_symbol(bool backward, int nmax) {
-  if (nmax == 16)
-    return backward ? reinterpret_cast<const void*>(&scan_backward_kernel<T, 16>)
-                    : reinterpret_cast<const void*>(&scan_forward_kernel<T, 16>);
-  if (nmax == 64)
-    return backward ? reinterpret_cast<const void*>(&scan_backward_kernel<T, 64>)
-                    : reinterpret_cast<const void*>(&scan_forward_kernel<T, 64>);
+const void* scan_symbol(bool backward, int spl) {
+  if (spl == 1)
+    return backward ? reinterpret_cast<const void*>(&scan_backward_kernel<T, 1>)
+                    : reinterpret_cast<const void*>(&scan_forward_kernel<T, 1>);
+  if (spl == 2)
+    return backward ? reinterpret_cast<const void*>(&scan_backward_kernel<T, 2>)
+                    : reinterpret_cast<const void*>(&scan_forward_kernel<T, 2>);
   return nullptr;
 }
 

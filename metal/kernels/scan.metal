@@ -1,5 +1,6 @@
-// Mamba-1's selective scan on Apple GPUs: a port of csrc/scan.cuh (its
-// comment has the design); per-position math from src/step/selective_scan.h,
+// Mamba-1's selective scan on Apple GPUs: a port of the CUDA backend's first
+// design (one thread per channel; docs/metal.md, "The selective scan", says
+// how CUDA differs now); per-position math from src/step/selective_scan.h,
 // shared with the CPU and CUDA kernels. Layout: src/ops/scan.h, channels-last.
 //
 //  scan_fwd_<dtype>_n<NMAX>  one thread per (batch row b, channel d), its N

@@ -4,13 +4,12 @@
 // that the kernel signatures and the launch plans (metal/scan.h) both call.
 // Plain C++14, read by the Metal compiler (through embed.py) and the host.
 //
-// The design is csrc/scan.cuh's (read it first); what differs on Metal:
-//  - each array is its own buffer argument (no pointer structs by value),
-//    so B and C have two arguments each: per step (u's dtype) or fixed
-//    (float32), one compiled out by a function constant;
-//  - the backward's round of positions is smaller (scan_round): CUDA's
-//    S N <= 128 with a 33-float pitch is 33 KB of shared memory, over the
-//    32 KB every Apple GPU gives one threadgroup.
+// The design is scan.metal's header comment; on Metal each array is its own
+// buffer argument (no pointer structs by value), so B and C have two
+// arguments each: per step (u's dtype) or fixed (float32), one compiled out
+// by a function constant; and the backward's round of positions keeps its
+// threadgroup array within the 32 KB every Apple GPU gives one threadgroup
+// (scan_round: S N <= 64 with a 33-float pitch).
 #pragma once
 
 #include "../../src/step/common.h"

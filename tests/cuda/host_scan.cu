@@ -1,13 +1,14 @@
-// Runs the selective scan's CUDA code (csrc/scan.cuh) on the CPU: the
-// forward's threads one after another, each backward block as
-// kScanChannels OS threads meeting at a pthread barrier where the kernel
-// calls __syncthreads, and the final sums, over the grids scan.cu launches.
-// The kernels (csrc/scan_kernels.cuh) are one call into these functions, so
-// this checks their indexing, the chunk recomputation, the shared-memory
-// reduction and its barriers without a GPU. Scratch and shared memory start
-// as NaN: a read of anything not written first reaches the results.
-// Built by tests/cuda/test_cuda_scan_logic.py with nvcc into a shared
-// library that Python drives through ctypes.
+// Runs the selective scan's CUDA code (csrc/scan.cuh) on the CPU: every
+// block of the grids scan.cu launches (forward, backward) as kScanBlock OS
+// threads, which meet at a pthread barrier where the kernel calls
+// __syncthreads and exchange values through a slot per thread (between two
+// barriers) where it calls __shfl_xor_sync; then the final sums. The kernels
+// (csrc/scan_kernels.cuh) are one call into these functions, so this checks
+// their indexing, the lane split of the states, the chunk recomputation, the
+// butterfly and shared-memory sums and their barriers without a GPU. Scratch
+// and shared memory start as NaN: a read of anything not written first
+// reaches the results. Built by tests/cuda/test_cuda_scan_logic.py with nvcc
+// into a shared library that Python drives through ctypes.
 #include <pthread.h>
 
 #include <cmath>
@@ -19,63 +20,77 @@ using namespace flashsnn::cuda;
 
 namespace {
 
-// __host__ __device__ only because scan_backward_block is; never on a GPU.
+// __host__ __device__ only because scan.cuh's functions are; never on a GPU.
 struct HostSync {
-  pthread_barrier_t* b;
+  pthread_barrier_t* bar;
+  float* slots;  // one per thread of the block
+  int t;
   __host__ __device__ void barrier() {
 #if !defined(__CUDA_ARCH__)
-    pthread_barrier_wait(b);
+    pthread_barrier_wait(bar);
 #endif
   }
-};
-
-template <typename T, int NMAX>
-struct BlockRun {
-  const ScanParams* p;
-  int64_t blk;
-  int t;
-  float* red;
-  pthread_barrier_t* bar;
-  static void* go(void* arg) {
-    auto* r = static_cast<BlockRun*>(arg);
-    HostSync sync{r->bar};
-    scan_backward_block<T, NMAX>(*r->p, r->blk, r->t, r->red, sync);
-    return nullptr;
+  __host__ __device__ float shfl_xor(float v, int off) {
+    slots[t] = v;
+    barrier();
+    const float r = slots[t ^ off];
+    barrier();
+    return r;
   }
 };
 
-template <typename T, int NMAX>
-void forward(const ScanParams& p) {
-  const int64_t grid = (p.Bt * p.D + kScanForwardBlock - 1) / kScanForwardBlock;
-  for (int64_t tid = 0; tid < grid * int64_t(kScanForwardBlock); ++tid)
-    scan_forward_thread<T, NMAX>(p, tid);
-}
+struct Block {
+  const ScanParams* p;
+  int64_t blk;
+  bool bwd;
+  int spl;
+  float* red;
+  float* slots;
+  pthread_barrier_t* bar;
+};
 
-template <typename T, int NMAX>
-void backward(const ScanParams& p) {
-  const unsigned W = kScanChannels;
-  std::vector<float> red(scan_shared_bytes(p.N) / sizeof(float));
-  for (int64_t blk = 0; blk < p.Bt * scan_groups(p.D); ++blk) {
-    std::fill(red.begin(), red.end(), NAN);
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, nullptr, W);
-    std::vector<BlockRun<T, NMAX>> runs(W);
-    std::vector<pthread_t> th(W);
-    for (unsigned t = 0; t < W; ++t) {
-      runs[t] = {&p, blk, int(t), red.data(), &bar};
-      pthread_create(&th[t], nullptr, &BlockRun<T, NMAX>::go, &runs[t]);
-    }
-    for (unsigned t = 0; t < W; ++t) pthread_join(th[t], nullptr);
-    pthread_barrier_destroy(&bar);
+template <typename T, int SPL>
+void thread_body(const Block& k, int t) {
+  HostSync sync{k.bar, k.slots, t};
+  if (k.bwd) {
+    scan_backward_block<T, SPL>(*k.p, k.blk, t, k.red, sync);
+  } else {
+    scan_forward_thread<T, SPL>(*k.p, k.blk * kScanBlock + t, sync);
   }
 }
 
 template <typename T>
+struct Thread {
+  const Block* k;
+  int t;
+  static void* go(void* arg) {
+    auto* r = static_cast<Thread*>(arg);
+    if (r->k->spl == 1) thread_body<T, 1>(*r->k, r->t);
+    else thread_body<T, 2>(*r->k, r->t);
+    return nullptr;
+  }
+};
+
+template <typename T>
 void run(const ScanParams& p, bool bwd) {
-  if (scan_nmax(p.N) == 16) {
-    bwd ? backward<T, 16>(p) : forward<T, 16>(p);
-  } else {
-    bwd ? backward<T, 64>(p) : forward<T, 64>(p);
+  const unsigned W = kScanBlock;
+  const int64_t blocks = bwd ? p.Bt * scan_groups(p.D, p.N)
+                             : (p.Bt * p.D * scan_lanes(p.N) + W - 1) / W;
+  std::vector<float> red(scan_shared_bytes(p.N) / sizeof(float)), slots(W);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    std::fill(red.begin(), red.end(), NAN);
+    std::fill(slots.begin(), slots.end(), NAN);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, nullptr, W);
+    Block k{&p, blk, bwd, scan_spl(p.N), red.data(), slots.data(), &bar};
+    std::vector<Thread<T>> runs(W);
+    std::vector<pthread_t> th(W);
+    for (unsigned t = 0; t < W; ++t) {
+      runs[t] = {&k, int(t)};
+      pthread_create(&th[t], nullptr, &Thread<T>::go, &runs[t]);
+    }
+    for (unsigned t = 0; t < W; ++t) pthread_join(th[t], nullptr);
+    pthread_barrier_destroy(&bar);
   }
 }
 

@@ -3,8 +3,9 @@ the kernels' per-thread forward, the per-block backward with its barriers
 and shared-memory sums (each GPU thread an OS thread), and the final sums,
 over the grids csrc/scan.cu launches. Outputs, last state and every
 gradient against the pure-MLX reference (and the fused CPU kernel), in
-every option, odd shapes, chunks shorter than L, both state-count builds
-(N <= 16 and up to 64) and the three dtypes. Needs nvcc, not a GPU."""
+every option, odd shapes, chunks shorter than L, both builds (one state per
+lane up to N = 32, two up to 64), 1 to 32 lanes per channel, and the three
+dtypes. Needs nvcc, not a GPU."""
 
 from __future__ import annotations
 
@@ -173,11 +174,11 @@ def test_time_invariant_B_and_C(lib, B_varies, C_varies):
 
 @pytest.mark.parametrize("b,L,D,N,chunk", [(1, 1, 1, 1, 64), (2, 11, 5, 3, 4), (1, 40, 64, 16, 7),
                                            (2, 9, 3, 17, 64), (1, 13, 40, 64, 6),
-                                           (2, 70, 2, 2, 64)])
+                                           (1, 7, 70, 33, 3), (2, 70, 2, 2, 64)])
 def test_shapes_and_both_state_builds(lib, b, L, D, N, chunk):
-    """L = 1, chunks shorter than L and not dividing it, N = 16 (the last of
-    the 16-state build) and 17 / 64 (the 64-state build), a round of 8
-    positions (N <= 16) and of 2 (N = 64)."""
+    """L = 1, chunks shorter than L and not dividing it; 1, 2, 4, 16 and 32
+    lanes per channel (N = 1, 2, 3, 16, 17); two states per lane (N = 33, 64,
+    lanes past N idle); rounds of 256 / N positions across chunk ends."""
     check(lib, make(b, L, D, N), chunk=chunk)
 
 
