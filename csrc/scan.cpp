@@ -5,6 +5,7 @@
 // the partials) comes from flashsnn's device pool and lives until the graph
 // has run (add_temporary).
 #include <cstdint>
+#include <vector>
 
 #include "mlx/backend/cuda/device.h"
 
@@ -41,11 +42,19 @@ mx::cu::CommandEncoder& prepare(mx::Stream s, const std::vector<mx::array>& inpu
   return enc;
 }
 
-float* scratch(mx::cu::CommandEncoder& enc, mx::Stream s, int64_t n) {
+// Scratch for the backward: a float32 array from flashsnn's pool, kept alive
+// until the graph has run. MLX orders graph nodes by the arrays declared
+// before each: the scratch is declared an output of the scan kernel here and
+// an input of the sum kernel in eval_gpu (without that, the sums ran beside
+// the scan and read partials not yet written: dA all zeros on an H200).
+float* scratch(mx::cu::CommandEncoder& enc, mx::Stream s, int64_t n,
+               std::vector<mx::array>& keep) {
   if (n > INT32_MAX) fail(kOp, "the backward's scratch needs over 2^31 floats; use a smaller chunk");
   mx::array a(mx::Shape{int(n)}, mx::float32, nullptr, {});
   alloc_output(a, s);
   enc.add_temporary(a);
+  enc.set_output_array(a);
+  keep.push_back(a);
   return mx::gpu_ptr<float>(a);
 }
 
@@ -115,12 +124,13 @@ void ScanBackward::eval_gpu(const std::vector<mx::array>& inputs,
   p.dz = o_.has_z ? mx::gpu_ptr<void>(outputs[6]) : nullptr;
   p.dh0 = o_.has_h0 ? mx::gpu_ptr<float>(outputs[8]) : nullptr;
   const cuda::ScanScratch sizes = cuda::scan_scratch(p);
-  p.hs = scratch(enc, s, sizes.hs);
-  p.pA = scratch(enc, s, sizes.pA);
-  p.pB = scratch(enc, s, sizes.pB);
-  p.pC = scratch(enc, s, sizes.pC);
-  p.pD = scratch(enc, s, sizes.pD);
-  p.pbias = scratch(enc, s, sizes.pbias);
+  std::vector<mx::array> keep;
+  p.hs = scratch(enc, s, sizes.hs, keep);
+  p.pA = scratch(enc, s, sizes.pA, keep);
+  p.pB = scratch(enc, s, sizes.pB, keep);
+  p.pC = scratch(enc, s, sizes.pC, keep);
+  p.pD = scratch(enc, s, sizes.pD, keep);
+  p.pbias = scratch(enc, s, sizes.pbias, keep);
   const int dev = enc.device().cuda_device();
   cuda::ScanLaunch l{};
   if (p.Bt * p.D > 0) {  // L = 0 too: dh0 = dlast, zero partials
@@ -135,6 +145,9 @@ void ScanBackward::eval_gpu(const std::vector<mx::array>& inputs,
   cuda::ScanSumParams q = cuda::scan_sums(p, out(2), out(3), out(4), o_.has_D ? out(5) : nullptr,
                                           o_.has_bias ? out(7) : nullptr);
   if (q.jobs == 0) return;
+  for (const auto& a : keep) enc.set_input_array(a);
+  for (int k : {2, 3, 4, 5, 7})
+    if (outputs[k].size()) enc.set_output_array(outputs[k]);
   if (const char* err = cuda::scan_sum_launch(q, dev, &l)) fail(kOp, err);
   launch(enc, l, dim3(l.grid, unsigned(q.jobs)), q);
 }

@@ -103,12 +103,21 @@ for job in "$@"; do
       python3 -c "import json,glob,os; json.dump({os.path.basename(p)[7:-10]: json.load(open(p)) for p in sorted(glob.glob('/tmp/families/family-*-h200.json'))}, open('$OUT/families-h200.json','w'), indent=1)"
       ;;
     scan)
+      # Logs go to $OUT as they are written (tee), so a run the call's time
+      # limit stops still returns what it measured.
       FLASHSNN_REQUIRE_KERNELS=1 FLASHSNN_TEST_DEVICE=gpu python3 -m pytest -q -p no:cacheprovider -n 8 \
         tests/ops/test_selective_scan.py tests/bench/test_bench_scan.py >"$OUT/scan-tests-h200.txt" 2>&1
       echo "rc $?"; tail -5 "$OUT/scan-tests-h200.txt"
-      python3 benchmarks/run.py --device gpu --family selective_scan --no-progress --budget 5 \
-        --out "$OUT/selective-scan-h200.json" 2>&1 | tail -40
-      python3 benchmarks/run.py --device gpu --family selective_scan --memory --no-progress \
+      # The recipes' shapes with every implementation; L=4096 with the fused
+      # op and PyTorch's loop (the reference loop of 4096 steps takes minutes
+      # per pass there).
+      timeout 240 python3 benchmarks/run.py --device gpu --family selective_scan --no-progress --budget 3 \
+        --shapes 32,100,256,16 16,500,512,16 --out "$OUT/selective-scan-h200.json" 2>&1 \
+        | tee "$OUT/selective-scan-h200.log" | grep -v "^{" | tail -30
+      timeout 90 python3 benchmarks/run.py --device gpu --family selective_scan --no-progress --budget 3 \
+        --shapes 2,4096,256,16 --impls fused "torch loop" --out "$OUT/selective-scan-long-h200.json" \
+        2>&1 | tee "$OUT/selective-scan-long-h200.log" | tail -6
+      timeout 90 python3 benchmarks/run.py --device gpu --family selective_scan --memory --no-progress \
         --shapes 1,1024,256,16 1,4096,256,16 1,16384,256,16 \
         --out "$OUT/selective-scan-memory-h200.json" 2>&1 | tail -5
       for m in fresh busy fresh busy; do python3 benchmarks/scan_percall.py $m gpu; done ;;
