@@ -19,9 +19,8 @@ import pytest
 import cudatest
 
 ext = pytest.importorskip("flashsnn._ext", reason="flashsnn._ext is not built")
-from flashsnn.ops.selective_scan import selective_scan  # noqa: E402
+from scan_cases import cotangents, make, vjp  # noqa: E402
 
-NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 DTYPE_ID = {mx.float32: 0, mx.float16: 1, mx.bfloat16: 2}
 
 
@@ -46,22 +45,6 @@ def on_cpu():
     mx.set_default_device(mx.cpu)
     yield
     mx.set_default_device(old)
-
-
-def make(b, L, D, N, *, B_varies=True, C_varies=True, with_D=True, with_z=True,
-         with_bias=True, with_h0=True, softplus=True, dtype=mx.float32, seed=0):
-    r = np.random.default_rng(seed)
-
-    def f(*s, scale=1.0):
-        return mx.array((r.normal(size=s) * scale).astype(np.float32))
-    pos = (lambda a: a) if softplus else (lambda a: mx.abs(a) + 0.01)
-    return dict(u=f(b, L, D).astype(dtype), delta=pos(f(b, L, D, scale=0.5)).astype(dtype),
-                A=-mx.exp(f(D, N, scale=0.5)),
-                B=f(b, L, N).astype(dtype) if B_varies else f(D, N),
-                C=f(b, L, N).astype(dtype) if C_varies else f(D, N),
-                D=f(D) if with_D else None, z=f(b, L, D).astype(dtype) if with_z else None,
-                delta_bias=pos(f(D, scale=0.1)) if with_bias else None,
-                initial_state=f(b, D, N) if with_h0 else None)
 
 
 def to_np(a):
@@ -118,30 +101,9 @@ def host(lib, inp, softplus, chunk, cot):
     return (from_np(out, u.dtype), mx.array(last)), g
 
 
-def vjp(inp, backend, cot, softplus, chunk):
-    names = [n for n in NAMES if inp[n] is not None]
-
-    def f(*xs):
-        d = {**inp, **dict(zip(names, xs))}
-        return selective_scan(d["u"], d["delta"], d["A"], d["B"], d["C"], d["D"], d["z"],
-                              delta_bias=d["delta_bias"], delta_softplus=softplus,
-                              initial_state=d["initial_state"], return_last_state=True,
-                              chunk=chunk, backend=backend)
-    outs, grads = mx.vjp(f, [inp[n] for n in names], cot)
-    return outs, dict(zip(names, grads))
-
-
 def rel(a, b) -> float:
     a, b = (np.array(x.astype(mx.float32), np.float64) for x in (a, b))
     return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-30))
-
-
-def cotangents(inp, seed=1):
-    r = np.random.default_rng(seed)
-    b, L, D = inp["u"].shape
-    N = inp["A"].shape[1]
-    return [mx.array(r.normal(size=(b, L, D)).astype(np.float32)).astype(inp["u"].dtype),
-            mx.array(r.normal(size=(b, D, N)).astype(np.float32))]
 
 
 def check(lib, inp, softplus=True, chunk=64, tol=1e-5):

@@ -21,10 +21,8 @@ import numpy as np
 
 import metal_emu
 from flashsnn import _backend
-from flashsnn.ops.selective_scan import selective_scan
+from scan_cases import NAMES, cotangents, make, vjp  # noqa: F401 (re-exported to the tests)
 from metal_family import DTYPE_NAMES, DTYPES, from_np, rel_rms, to_np
-
-NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 
 
 def _poison(shape, dtype: str) -> metal_emu.Buffer:
@@ -104,46 +102,6 @@ def emulated(emu, **launch):
         yield e
     finally:
         _backend.ext = e.real
-
-
-def make(b, L, D, N, *, dtype="float32", B_varies=True, C_varies=True, with_D=True, with_z=True,
-         with_bias=True, with_h0=True, softplus=True, seed=0) -> dict:
-    """All nine inputs (None for the absent ones), at Mamba's scale: A < 0,
-    delta around softplus's knee (positive step sizes without softplus)."""
-    r = np.random.default_rng(seed)
-    t = DTYPES[dtype]
-
-    def f(*s, scale=1.0):
-        return mx.array((r.normal(size=s) * scale).astype(np.float32))
-    pos = (lambda a: a) if softplus else (lambda a: mx.abs(a) + 0.01)
-    return dict(u=f(b, L, D).astype(t), delta=pos(f(b, L, D, scale=0.5)).astype(t), A=-mx.exp(f(D, N, scale=0.5)),
-                B=f(b, L, N).astype(t) if B_varies else f(D, N), C=f(b, L, N).astype(t) if C_varies else f(D, N),
-                D=f(D) if with_D else None, z=f(b, L, D).astype(t) if with_z else None,
-                delta_bias=pos(f(D, scale=0.1)) if with_bias else None,
-                initial_state=f(b, D, N) if with_h0 else None)
-
-
-def cotangents(inp, seed=1):
-    r = np.random.default_rng(seed)
-    b, L, D = inp["u"].shape
-    N = inp["A"].shape[1]
-    return [mx.array(r.normal(size=(b, L, D)).astype(np.float32)).astype(inp["u"].dtype),
-            mx.array(r.normal(size=(b, D, N)).astype(np.float32))]
-
-
-def vjp(inp, backend, cot, softplus=True, chunk=64):
-    """(out, last) and the gradient of every present input, by name."""
-    names = [n for n in NAMES if inp[n] is not None]
-
-    def f(*xs):
-        a = {**inp, **dict(zip(names, xs))}
-        return selective_scan(a["u"], a["delta"], a["A"], a["B"], a["C"], a["D"], a["z"],
-                              delta_bias=a["delta_bias"], delta_softplus=softplus,
-                              initial_state=a["initial_state"], return_last_state=True, chunk=chunk,
-                              backend=backend)
-    outs, grads = mx.vjp(f, [inp[n] for n in names], cot)
-    mx.eval(outs, grads)
-    return list(outs), dict(zip(names, grads))
 
 
 def run_emulated(emu, inp, cot, softplus=True, chunk=64, **launch):

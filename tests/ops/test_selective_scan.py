@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 import flashsnn as fs
 from flashsnn.ops.selective_scan import selective_scan
+from scan_cases import NAMES, cotangents, make, run, vjp
 
 pytestmark = pytest.mark.skipif(fs.fused_unavailable_reason(mx.cpu) is not None,
                                 reason=f"no fused kernel: {fs.fused_unavailable_reason(mx.cpu)}")
 
-NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
 TOL = 1e-5  # relative RMS, float32 (the issue's bar)
 
 
@@ -39,55 +39,9 @@ def on_scan_device():
     mx.set_default_device(old)
 
 
-def make(b=2, L=9, D=5, N=3, *, B_varies=True, C_varies=True, with_D=True, with_z=True,
-         with_bias=True, with_h0=True, dtype=mx.float32, seed=0, softplus=True):
-    """All nine inputs (None for the absent ones), values of Mamba's scale:
-    A < 0 (decays), delta around softplus's knee; without softplus, delta
-    and its bias positive (step sizes, as a caller passes them; a negative
-    step makes exp(delta A) grow and the states overflow)."""
-    r = np.random.default_rng(seed)
-
-    def f(*s, scale=1.0):
-        return mx.array((r.normal(size=s) * scale).astype(np.float32))
-    pos = (lambda a: a) if softplus else (lambda a: mx.abs(a) + 0.01)
-    seq = dict(u=f(b, L, D).astype(dtype), delta=pos(f(b, L, D, scale=0.5)).astype(dtype),
-               A=-mx.exp(f(D, N, scale=0.5)),
-               B=f(b, L, N).astype(dtype) if B_varies else f(D, N),
-               C=f(b, L, N).astype(dtype) if C_varies else f(D, N),
-               D=f(D) if with_D else None, z=f(b, L, D).astype(dtype) if with_z else None,
-               delta_bias=pos(f(D, scale=0.1)) if with_bias else None,
-               initial_state=f(b, D, N) if with_h0 else None)
-    return seq
-
-
-def run(inp, backend, softplus=True, chunk=64):
-    return selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"],
-                          inp["z"], delta_bias=inp["delta_bias"], delta_softplus=softplus,
-                          initial_state=inp["initial_state"], return_last_state=True,
-                          chunk=chunk, backend=backend)
-
-
-def vjp(inp, backend, cot, softplus=True, chunk=64):
-    """Outputs and the gradient of every present input for cotangents cot."""
-    names = [n for n in NAMES if inp[n] is not None]
-
-    def f(*xs):
-        return run({**inp, **dict(zip(names, xs))}, backend, softplus, chunk)
-    outs, grads = mx.vjp(f, [inp[n] for n in names], cot)
-    return outs, dict(zip(names, grads))
-
-
 def rel(a, b) -> float:
     a, b = np.array(a.astype(mx.float32), np.float64), np.array(b.astype(mx.float32), np.float64)
     return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-30))
-
-
-def cotangents(inp, seed=1):
-    r = np.random.default_rng(seed)
-    b, L, D = inp["u"].shape
-    N = inp["A"].shape[1]
-    return [mx.array(r.normal(size=(b, L, D)).astype(np.float32)).astype(inp["u"].dtype),
-            mx.array(r.normal(size=(b, D, N)).astype(np.float32))]
 
 
 def check_against_reference(inp, softplus=True, chunk=64, tol=TOL):
