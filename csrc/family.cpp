@@ -14,6 +14,7 @@
 #include "../src/ops/common.h"
 #include "../src/ops/family.h"
 #include "family.h"
+#include "glue.h"
 
 namespace flashsnn {
 
@@ -24,22 +25,6 @@ int kernel_dtype(const char* op, mx::Dtype dt) {
   if (dt == mx::float16) return cuda::kFloat16;
   if (dt == mx::bfloat16) return cuda::kBFloat16;
   fail(op, "internal: CUDA kernels take float32, float16 or bfloat16");
-}
-
-// Declare inputs and outputs to the encoder and give every output memory.
-mx::cu::CommandEncoder& prepare(const char* op, mx::Stream s,
-                                const std::vector<mx::array>& inputs,
-                                std::vector<mx::array>& outputs) {
-  auto& enc = mx::cu::get_command_encoder(s);
-  for (const auto& in : inputs) {
-    check_row_contiguous(op, in);
-    enc.set_input_array(in);
-  }
-  for (auto& out : outputs) {
-    alloc_output(out, s);
-    enc.set_output_array(out);
-  }
-  return enc;
 }
 
 // Sizes every kernel takes, forward or backward.

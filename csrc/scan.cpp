@@ -13,6 +13,7 @@
 #include "../src/ops/common.h"
 #include "../src/ops/scan.h"
 #include "family.h"
+#include "glue.h"
 #include "scan.h"
 
 namespace flashsnn {
@@ -26,20 +27,6 @@ int scan_dtype(mx::Dtype dt) {
   if (dt == mx::float16) return cuda::kFloat16;
   if (dt == mx::bfloat16) return cuda::kBFloat16;
   fail(kOp, "internal: CUDA kernels take float32, float16 or bfloat16");
-}
-
-mx::cu::CommandEncoder& prepare(mx::Stream s, const std::vector<mx::array>& inputs,
-                                std::vector<mx::array>& outputs) {
-  auto& enc = mx::cu::get_command_encoder(s);
-  for (const auto& in : inputs) {
-    check_row_contiguous(kOp, in);
-    enc.set_input_array(in);
-  }
-  for (auto& out : outputs) {
-    alloc_output(out, s);
-    enc.set_output_array(out);
-  }
-  return enc;
 }
 
 // Scratch for the backward: a float32 array from flashsnn's pool, kept alive
@@ -97,7 +84,7 @@ cuda::ScanParams inputs_of(const ScanOptions& o, const std::vector<mx::array>& i
 
 void ScanForward::eval_gpu(const std::vector<mx::array>& inputs,
                            std::vector<mx::array>& outputs) {
-  auto& enc = prepare(stream(), inputs, outputs);
+  auto& enc = prepare(kOp, stream(), inputs, outputs);
   cuda::ScanParams p = inputs_of(o_, inputs);
   p.out = mx::gpu_ptr<void>(outputs[0]);
   p.last = mx::gpu_ptr<float>(outputs[1]);
@@ -113,7 +100,7 @@ void ScanForward::eval_gpu(const std::vector<mx::array>& inputs,
 void ScanBackward::eval_gpu(const std::vector<mx::array>& inputs,
                             std::vector<mx::array>& outputs) {
   auto s = stream();
-  auto& enc = prepare(s, inputs, outputs);
+  auto& enc = prepare(kOp, s, inputs, outputs);
   const int n = ScanLayout{o_}.inputs();
   cuda::ScanParams p = inputs_of(o_, inputs);
   p.chk_in = mx::gpu_ptr<float>(inputs[n]);
