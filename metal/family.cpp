@@ -12,6 +12,7 @@
 #include "../src/ops/common.h"
 #include "../src/ops/family.h"
 #include "embedded.h"
+#include "encode.h"
 #include "family.h"
 
 namespace flashsnn {
@@ -52,46 +53,10 @@ fm::FamilyLaunch family_launch(const FamilyOptions& o, const FamilyDims& d, mx::
   return l;
 }
 
-// Compiles the embedded source on first use (MLX caches the library by name
-// for the process, and each pipeline by plan.pipeline), then encodes one
-// dispatch of the plan.
-void encode(const fm::Plan& plan, const fm::EmbeddedSource& src, const mx::Stream& s,
+// One dispatch of a family plan (metal/encode.h).
+void encode(const char* op, const fm::Plan& plan, const mx::Stream& s,
             const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  auto& d = mx::metal::device(s.device);
-  auto* lib = d.get_library(src.library, [&src] { return std::string(src.source); });
-  mx::metal::MTLFCList constants;
-  for (const auto& c : plan.constants) {
-    constants.emplace_back(c.data(),
-                           c.is_bool ? MTL::DataType::DataTypeBool : MTL::DataType::DataTypeInt,
-                           NS::UInteger(c.index));
-  }
-  auto* kernel = d.get_kernel(plan.kernel, lib, plan.pipeline, constants);
-
-  auto& enc = mx::metal::get_command_encoder(s);
-  enc.set_compute_pipeline_state(kernel);
-  for (const auto& b : plan.bindings) {
-    switch (b.kind) {
-      case fm::Binding::kInput:
-        enc.set_input_array(inputs[b.array], b.index);
-        break;
-      case fm::Binding::kOutput:
-        enc.set_output_array(outputs[b.array], b.index);
-        break;
-      case fm::Binding::kUint:
-        enc.set_bytes(b.u, b.index);
-        break;
-      case fm::Binding::kFloat:
-        enc.set_bytes(b.f, b.index);
-        break;
-      case fm::Binding::kUints:
-        enc.set_bytes(b.us.data(), int(b.us.size()), b.index);
-        break;
-      case fm::Binding::kScratch:  // the family plans use none
-        fail(plan.kernel.c_str(), "internal: a family plan binds a scratch buffer");
-    }
-  }
-  const auto group = fm::threadgroup_size(plan.grid, kernel->maxTotalThreadsPerThreadgroup());
-  enc.dispatch_threads(MTL::Size(plan.grid, 1, 1), MTL::Size(group, 1, 1));
+  fm::encode_plans(op, fm::PlanSet{{}, {plan}}, fm::family_metal_source, s, inputs, outputs);
 }
 
 void alloc_outputs(std::vector<mx::array>& outputs, const mx::Stream& s) {
@@ -115,8 +80,8 @@ void FamilyForward::eval_gpu(const std::vector<mx::array>& inputs,
   for (const auto& in : inputs) check_row_contiguous(op, in);
   alloc_outputs(outputs, stream());
   const FamilyDims d = forward_dims(opts_, inputs);
-  encode(fm::family_forward_plan(family_launch(opts_, d, inputs[0].dtype())),
-         fm::family_metal_source, stream(), inputs, outputs);
+  encode(op, fm::family_forward_plan(family_launch(opts_, d, inputs[0].dtype())), stream(),
+         inputs, outputs);
 }
 
 void FamilyBackward::eval_gpu(const std::vector<mx::array>& inputs,
@@ -127,8 +92,8 @@ void FamilyBackward::eval_gpu(const std::vector<mx::array>& inputs,
   alloc_outputs(outputs, stream());
   const FamilyDims d = backward_dims(opts_, inputs);
   const mx::Dtype dtype = inputs[layout(opts_).bwd_dspk()].dtype();
-  encode(fm::family_backward_plan(family_launch(opts_, d, dtype)), fm::family_metal_source,
-         stream(), inputs, outputs);
+  encode(op, fm::family_backward_plan(family_launch(opts_, d, dtype)), stream(), inputs,
+         outputs);
 }
 
 }  // namespace flashsnn

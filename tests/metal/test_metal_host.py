@@ -58,7 +58,7 @@ def _metal_cpp(inc: Path) -> Path:
     return real if (real / "Metal" / "Metal.hpp").is_file() else FAKE_METAL_CPP
 
 
-@pytest.mark.parametrize("glue", ["family.cpp", "scan.cpp"])
+@pytest.mark.parametrize("glue", ["family.cpp", "scan.cpp", "encode.cpp"])
 def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path, glue):
     inc = _mlx_include()
     r = _cxx20_check(msl.REPO / "metal" / glue, [inc, msl.REPO, _metal_cpp(inc)], tmp_path)
@@ -68,14 +68,14 @@ def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path, glue):
 def test_scan_glue_check_can_fail(tmp_path):
     """A scratch buffer bound through the wrong encoder call (an mx::array
     where MLX's set_buffer takes an MTL::Buffer*): MLX's header rejects it."""
-    src = tmp_path / "metal" / "scan.cpp"
+    src = tmp_path / "metal" / "encode.cpp"
     src.parent.mkdir()
-    text = (msl.REPO / "metal" / "scan.cpp").read_text()
+    text = (msl.REPO / "metal" / "encode.cpp").read_text()
     bad = text.replace("enc.set_input_array(scratch[b.array], b.index);",
                        "enc.set_buffer(scratch[b.array], b.index);")
     assert bad != text
     src.write_text(bad)
-    for rel in ("metal/scan.h", "metal/launch.h", "metal/embedded.h", "metal/kernels/scan_layout.h"):
+    for rel in ("metal/encode.h", "metal/launch.h", "metal/embedded.h"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text((msl.REPO / rel).read_text())
     shutil.copytree(msl.REPO / "src", tmp_path / "src")
@@ -86,15 +86,15 @@ def test_scan_glue_check_can_fail(tmp_path):
 
 def test_the_check_above_can_fail(tmp_path):
     """Arguments of get_kernel swapped: MLX's header rejects it."""
-    bad = msl.REPO / "metal" / "family.cpp"
+    bad = msl.REPO / "metal" / "encode.cpp"
     text = bad.read_text().replace("d.get_kernel(plan.kernel, lib, plan.pipeline, constants)",
                                    "d.get_kernel(plan.kernel, plan.pipeline, lib, constants)")
     assert text != bad.read_text()
-    src = tmp_path / "metal" / "family.cpp"
+    src = tmp_path / "metal" / "encode.cpp"
     src.parent.mkdir()
     src.write_text(text)
     # the relative includes ("../src/...", "family.h") must still resolve
-    for rel in ("metal/family.h", "metal/launch.h", "metal/embedded.h", "metal/kernels/family_layout.h"):
+    for rel in ("metal/encode.h", "metal/launch.h", "metal/embedded.h"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text((msl.REPO / rel).read_text())
     shutil.copytree(msl.REPO / "src", tmp_path / "src")
