@@ -143,6 +143,20 @@ def rel(a, b):
     return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-30))
 
 
+class _Rows(list):
+    """The case's rows, each printed as it is measured: a run stopped midway
+    (a time limit) still shows what it measured."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = list(shape)
+
+    def append(self, r):
+        r["shape"] = self.shape
+        print(_line(r), flush=True)
+        super().append(r)
+
+
 def run_case(shape, impls, device, repeat, budget):
     b, L, D, N = shape
     x, cot = inputs(*shape)
@@ -152,7 +166,7 @@ def run_case(shape, impls, device, repeat, budget):
             *a[:5], a[5], a[6], delta_bias=a[7], delta_softplus=True, backend="reference")],
             [x[n] for n in ARGS], [cot])
         mx.eval(ry, rg)
-    rows = []
+    rows = _Rows(shape)
     y2 = lambda: x["u"] * 2  # noqa: E731
     ms, n = timed(y2, mx.eval, repeat, budget)
     bw = 2 * x["u"].nbytes / (ms * 1e-3)
@@ -188,12 +202,13 @@ def run_case(shape, impls, device, repeat, budget):
             fl = floor_bytes(b, L, D, N, pas) / bw * 1e3
             rows.append({"impl": name, "pass": pas, "ms": ms, "runs": n, "parity": parity,
                          "floor_ms": fl, "vs_floor": ms / fl})
-    for r in rows:
-        r["shape"] = list(shape)
     ref = {r["pass"]: r["ms"] for r in rows if r.get("impl") == "reference" and "ms" in r}
     for r in rows:
         if "ms" in r and r.get("pass") in ref:
             r["reference_over"] = ref[r["pass"]] / r["ms"]
+            if r["impl"] not in ("reference", "x*2"):
+                print(f"B={b} L={L} D={D} N={N} {r['impl']:<20} {r['pass']:<8} "
+                      f"{r['reference_over']:.1f}x the reference's speed", flush=True)
     return rows
 
 
@@ -257,10 +272,7 @@ def run(args) -> int:
             impls = [i for i in impls if i[0] in args.impls]
         rows = []
         for shape in shapes:
-            case = run_case(shape, impls, args.device, args.repeat, args.budget)
-            for r in case:
-                print(_line(r), flush=True)
-            rows += case
+            rows += run_case(shape, impls, args.device, args.repeat, args.budget)
         result["rows"] = rows
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -274,9 +286,5 @@ def _line(r):
     head = f"B={b} L={L} D={D} N={N} {r['impl']:<20}"
     if "skipped" in r:
         return f"{head} skipped: {r['skipped']}"
-    extra = ""
-    if "vs_floor" in r:
-        extra = f"  {r['vs_floor']:.2f}x floor"
-    if "reference_over" in r and r["impl"] not in ("reference", "x*2"):
-        extra += f"  {r['reference_over']:.1f}x the reference's speed"
+    extra = f"  {r['vs_floor']:.2f}x floor" if "vs_floor" in r else ""
     return f"{head} {r['pass']:<8} {r['ms']:9.2f} ms{extra}  parity {r['parity']}"
