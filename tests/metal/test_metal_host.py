@@ -65,41 +65,35 @@ def test_eval_gpu_compiles_against_mlx_metal_headers(tmp_path, glue):
     assert r.returncode == 0, r.stderr[-4000:]
 
 
-def test_scan_glue_check_can_fail(tmp_path):
-    """A scratch buffer bound through the wrong encoder call (an mx::array
-    where MLX's set_buffer takes an MTL::Buffer*): MLX's header rejects it."""
+def _check_mutated_encoder(tmp_path, old: str, new: str) -> subprocess.CompletedProcess:
+    """metal/encode.cpp with `old` replaced by `new`, type-checked in a copy
+    of the tree (its relative includes, "../src/..." and "encode.h", must
+    still resolve)."""
+    text = (msl.REPO / "metal" / "encode.cpp").read_text()
+    bad = text.replace(old, new)
+    assert bad != text, old
     src = tmp_path / "metal" / "encode.cpp"
     src.parent.mkdir()
-    text = (msl.REPO / "metal" / "encode.cpp").read_text()
-    bad = text.replace("enc.set_input_array(scratch[b.array], b.index);",
-                       "enc.set_buffer(scratch[b.array], b.index);")
-    assert bad != text
     src.write_text(bad)
     for rel in ("metal/encode.h", "metal/launch.h", "metal/embedded.h"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text((msl.REPO / rel).read_text())
     shutil.copytree(msl.REPO / "src", tmp_path / "src")
     inc = _mlx_include()
-    r = _cxx20_check(src, [inc, tmp_path, _metal_cpp(inc)], tmp_path)
+    return _cxx20_check(src, [inc, tmp_path, _metal_cpp(inc)], tmp_path)
+
+
+def test_scan_glue_check_can_fail(tmp_path):
+    """A scratch buffer bound through the wrong encoder call (an mx::array
+    where MLX's set_buffer takes an MTL::Buffer*): MLX's header rejects it."""
+    r = _check_mutated_encoder(tmp_path, "enc.set_input_array(scratch[b.array], b.index);",
+                               "enc.set_buffer(scratch[b.array], b.index);")
     assert r.returncode != 0 and "set_buffer" in r.stderr
 
 
 def test_the_check_above_can_fail(tmp_path):
     """Arguments of get_kernel swapped: MLX's header rejects it."""
-    bad = msl.REPO / "metal" / "encode.cpp"
-    text = bad.read_text().replace("d.get_kernel(plan.kernel, lib, plan.pipeline, constants)",
-                                   "d.get_kernel(plan.kernel, plan.pipeline, lib, constants)")
-    assert text != bad.read_text()
-    src = tmp_path / "metal" / "encode.cpp"
-    src.parent.mkdir()
-    src.write_text(text)
-    # the relative includes ("../src/...", "family.h") must still resolve
-    for rel in ("metal/encode.h", "metal/launch.h", "metal/embedded.h"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text((msl.REPO / rel).read_text())
-    shutil.copytree(msl.REPO / "src", tmp_path / "src")
-    inc = _mlx_include()
-    r = _cxx20_check(src, [inc, tmp_path, _metal_cpp(inc)], tmp_path)
+    r = _check_mutated_encoder(tmp_path, "d.get_kernel(plan.kernel, lib, plan.pipeline, constants)",
+                               "d.get_kernel(plan.kernel, plan.pipeline, lib, constants)")
     assert r.returncode != 0 and "get_kernel" in r.stderr
 
 
