@@ -118,15 +118,18 @@ for job in "$@"; do
       # op and PyTorch's loop (the reference loop of 4096 steps takes minutes
       # per pass there).
       timeout 240 python3 benchmarks/run.py --device gpu --family selective_scan --no-progress --budget 3 \
-        --shapes 32,100,256,16 16,500,512,16 --out "$OUT/selective-scan-h200.json" 2>&1 \
+        --shapes 32,100,256,16 16,500,512,16 --modes throughput --out "$OUT/selective-scan-h200.json" 2>&1 \
         | tee "$OUT/selective-scan-h200.log" | grep -v "^{" | tail -30
       timeout 90 python3 benchmarks/run.py --device gpu --family selective_scan --no-progress --budget 3 \
-        --shapes 2,4096,256,16 --impls fused "torch loop" --out "$OUT/selective-scan-long-h200.json" \
+        --shapes 2,4096,256,16 --impls fused "torch loop" --modes throughput \
+        --out "$OUT/selective-scan-long-h200.json" \
         2>&1 | tee "$OUT/selective-scan-long-h200.log" | tail -6
       timeout 90 python3 benchmarks/run.py --device gpu --family selective_scan --memory --no-progress \
         --shapes 1,1024,256,16 1,4096,256,16 1,16384,256,16 \
         --out "$OUT/selective-scan-memory-h200.json" 2>&1 | tail -5
-      for m in fresh busy fresh busy; do python3 benchmarks/scan_percall.py $m gpu; done ;;
+      timeout 120 python3 benchmarks/run.py --device gpu --family selective_scan --no-progress \
+        --shapes 32,100,256,16 --modes latency cache-off busy \
+        --out "$OUT/selective-scan-percall-h200.json" 2>&1 | tail -8 ;;
     *) echo "unknown job '$job' (build build-old crash tests fuzz bench train ncu compare families scan)"; exit 2 ;;
   esac
   echo "--- $job: $((SECONDS - t0)) s"

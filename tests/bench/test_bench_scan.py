@@ -1,6 +1,6 @@
 """`flashsnn bench --family selective_scan` on tiny shapes: every path runs,
-passes its parity check against the reference, gets a floor, and --memory
-reports both peaks. No timing is asserted."""
+passes its parity check against the reference, gets a floor; the per-call
+modes run; --memory reports both peaks. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ pytestmark = pytest.mark.skipif(fs.fused_unavailable_reason(mx.cpu) is not None,
 def test_every_path_runs_with_parity(tmp_path):
     out = tmp_path / "s.json"
     assert cli.main(["bench", "--family", "selective_scan", "--shapes", "2,9,5,3", "1,70,33,4",
-                     "--repeat", "2", "--budget", "1", "--out", str(out)]) == 0
+                     "--repeat", "2", "--budget", "1", "--modes", "throughput", "--out",
+                     str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     timed = {(r["impl"], r["pass"], tuple(r["shape"])): r for r in rows if "ms" in r}
+    assert {r["mode"] for r in timed.values()} == {"throughput"}
     impls = {"fused", "reference", "reference+compile"}
     if importlib.util.find_spec("torch"):
         impls.add("torch loop")
@@ -53,3 +55,15 @@ def test_bad_shapes_and_memory_elsewhere_are_errors(capsys):
     assert "[bench] --shapes takes B,L,D,N" in capsys.readouterr().err
     assert cli.main(["bench", "--family", "leaky", "--memory"]) == 2
     assert "[bench] --memory is for --family selective_scan" in capsys.readouterr().err
+
+
+def test_per_call_modes(tmp_path):
+    """--modes latency busy: the fused op one call at a time in fresh
+    processes, both passes, without the throughput table."""
+    out = tmp_path / "p.json"
+    assert cli.main(["bench", "--family", "selective_scan", "--shapes", "1,20,8,4", "--modes",
+                     "latency", "busy", "--budget", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["mode"], r["pass"]) for r in rows} == {
+        (m, p) for m in ("latency", "busy") for p in ("fwd", "fwd+bwd")}
+    assert all(r["impl"] == "fused" and r["ms"] > 0 and r["runs"] >= 3 for r in rows)

@@ -16,6 +16,13 @@ own cache, which holds the fused kernels' outputs), at (1, L, 256, 16) for
 L = 1024, 4096, 16384 or the given shapes, fused and (up to L = 4096) the
 reference.
 
+``--modes`` as for the neuron families (flashsnn/bench/percall.py):
+``throughput`` is the table above; ``latency``, ``cache-off`` and ``busy``
+time the fused op one call at a time (build the graph, ``mx.eval``,
+``mx.synchronize``; forward+backward is ``mx.grad`` of the output's plain
+``.sum()`` with respect to u), each in a fresh process, from MLX's default
+cache, with it off, and after other MLX work.
+
     flashsnn bench --family selective_scan [--device gpu] [--shapes B,L,D,N ...]
 """
 
@@ -153,6 +160,8 @@ class _Rows(list):
 
     def append(self, r):
         r["shape"] = self.shape
+        if "ms" in r:
+            r["mode"] = "throughput"
         print(_line(r), flush=True)
         super().append(r)
 
@@ -231,6 +240,62 @@ def peak_memory(shape, backend):
     return {"mlx": m, "flashsnn": f, "total": m + f}
 
 
+def percall_fn(shape, pas: str, backend: str = "fused"):
+    """What one user call does: the forward, or mx.grad of its .sum()."""
+    x, _ = inputs(*shape)
+
+    def fwd(u):
+        return fs.ops.selective_scan(u, *[x[n] for n in ARGS[1:5]], x["D"], x["z"],
+                                     delta_bias=x["delta_bias"], delta_softplus=True,
+                                     backend=backend)
+    if pas == "fwd":
+        return lambda: fwd(x["u"])
+    g = mx.grad(lambda u: fwd(u).sum())
+    return lambda: g(x["u"])
+
+
+def percall_main(argv=None) -> int:
+    """One per-call measurement in this (fresh) process; prints
+    ``{"times": [s, ...], "info": {...}}`` as the last line of stdout."""
+    import argparse
+
+    from . import percall
+    p = argparse.ArgumentParser(prog="python -m flashsnn.bench.scan")
+    p.add_argument("--shape", required=True, metavar="B,L,D,N")
+    p.add_argument("--pass", dest="pas", default="fwd+bwd", choices=["fwd", "fwd+bwd"])
+    p.add_argument("--mode", default="latency", choices=percall.PER_CALL)
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--budget", type=float, default=10.0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    a = p.parse_args(argv)
+    if a.device == "gpu":
+        mx.set_default_device(mx.gpu)
+    fn = percall_fn(tuple(int(v) for v in a.shape.split(",")), a.pas)
+    times, info = percall.measure(a.mode, fn, a.repeat, 3, a.budget)
+    print(json.dumps({"times": times, "info": info}))
+    return 0
+
+
+def percall_row(shape, pas, mode, args) -> dict:
+    """percall_main in a fresh process (it imports the same flashsnn)."""
+    import os
+    import subprocess
+    cmd = [sys.executable, "-m", "flashsnn.bench.scan", "--shape", ",".join(map(str, shape)),
+           "--pass", pas, "--mode", mode, "--repeat", str(min(args.repeat, 15)),
+           "--budget", str(args.budget), "--device", args.device]
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the folder that holds flashsnn/
+    env["PYTHONPATH"] = os.pathsep.join(v for v in (root, env.get("PYTHONPATH")) if v)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"[bench] the fresh process for selective_scan {pas} {mode} failed "
+                           f"(exit {res.returncode}):\n{res.stderr[-3000:]}")
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"impl": "fused", "pass": pas, "mode": mode, "shape": list(shape),
+            "ms": statistics.median(data["times"]) * 1e3, "runs": len(data["times"]),
+            **{k: v for k, v in data["info"].items() if k != "busy"}}
+
+
 def run(args) -> int:
     """From ``flashsnn bench``'s arguments (runner.add_arguments): --device,
     --shapes as B,L,D,N, --impls, --repeat, --budget, --memory, --out."""
@@ -272,7 +337,15 @@ def run(args) -> int:
             impls = [i for i in impls if i[0] in args.impls]
         rows = []
         for shape in shapes:
-            rows += run_case(shape, impls, args.device, args.repeat, args.budget)
+            if "throughput" in args.modes:
+                rows += run_case(shape, impls, args.device, args.repeat, args.budget)
+            for mode in (m for m in args.modes if m != "throughput"):
+                for pas in ("fwd", "fwd+bwd"):
+                    r = percall_row(shape, pas, mode, args)
+                    b, L, D, N = shape
+                    print(f"B={b} L={L} D={D} N={N} {'fused':<20} {pas:<8} {r['ms']:9.2f} ms  "
+                          f"one call at a time ({mode})", flush=True)
+                    rows.append(r)
         result["rows"] = rows
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -288,3 +361,7 @@ def _line(r):
         return f"{head} skipped: {r['skipped']}"
     extra = f"  {r['vs_floor']:.2f}x floor" if "vs_floor" in r else ""
     return f"{head} {r['pass']:<8} {r['ms']:9.2f} ms{extra}  parity {r['parity']}"
+
+
+if __name__ == "__main__":
+    sys.exit(percall_main())
