@@ -102,6 +102,47 @@ inline void load_lanes(const S* src, int64_t w, float* dst) {
   for (int64_t j = 0; j < W; ++j) dst[j] = j < w ? static_cast<float>(src[j]) : 0.0f;
 }
 
+// src[j] as T into dst for j < w (the item's channels), a fixed trip count
+// when the item is full width (vectorizes, as load_lanes).
+template <typename T>
+inline void store_lanes(const float* src, int64_t w, T* dst) {
+  if (w == W) {
+    for (int64_t j = 0; j < W; ++j) dst[j] = static_cast<T>(src[j]);
+    return;
+  }
+  for (int64_t j = 0; j < w; ++j) dst[j] = static_cast<T>(src[j]);
+}
+
+// The backward's per-lane steps around reverse_position, compiled for
+// AVX-512, AVX2 and the baseline (inline in scan_backward's loop, at 4-wide
+// SSE, that loop's own code was 21% of a forward+backward, perf): the
+// gate's gradient (gy, dz from dout, y + D u and z) and softplus's
+// (ddt *= sigmoid(raw)).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gate_lanes(const float* __restrict g, const float* __restrict y,
+                const float* __restrict Dl, const float* __restrict u,
+                const float* __restrict z, float* __restrict gy, float* __restrict dz) {
+  for (int64_t j = 0; j < W; ++j) {
+    const auto gg = fs::scan::gate_grad(g[j], y[j] + Dl[j] * u[j], z[j]);
+    gy[j] = gg.dy;
+    dz[j] = gg.dz;
+  }
+}
+
+// The forward's output: y + D u, through the gate when z is given.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void finish_y(float* __restrict y, const float* __restrict Dl, const float* __restrict u,
+              const float* __restrict z, bool has_z) {
+  for (int64_t j = 0; j < W; ++j) y[j] += Dl[j] * u[j];
+  if (has_z)
+    for (int64_t j = 0; j < W; ++j) y[j] = fs::scan::gate(y[j], z[j]);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void sigmoid_scale(float* __restrict x, const float* __restrict raw) {
+  for (int64_t j = 0; j < W; ++j) x[j] *= fs::scan::sigmoid(raw[j]);
+}
+
 // Per-position values of the item's channels: u, delta, step size, z, dout.
 template <typename T>
 struct Lanes {
@@ -274,11 +315,8 @@ void scan_forward(const ScanOptions& o, const ScanPtrs<T>& a) {
         advance(h.data(), h2.data(), At.data(), v.dt, v.dtu, B, C, y, N);
         h.swap(h2);
         const int64_t row = (it.b * L + l) * a.D + it.d0;
-        // Full-width loops (they vectorize), then the item's w lanes stored.
-        for (int64_t j = 0; j < W; ++j) y[j] += v.Dl[j] * v.u[j];
-        if (o.has_z)
-          for (int64_t j = 0; j < W; ++j) y[j] = fs::scan::gate(y[j], v.z[j]);
-        for (int64_t j = 0; j < it.w; ++j) a.out[row + j] = static_cast<T>(y[j]);
+        finish_y(y, v.Dl, v.u, v.z, o.has_z);
+        store_lanes(y, it.w, a.out + row);
       }
       transpose_out(h.data(), it, N, a.last + it.b * a.D * N);
     }
@@ -341,12 +379,8 @@ void scan_backward(const ScanOptions& o, const ScanPtrs<T>& a) {
           const int64_t row = (it.b * L + l) * a.D + it.d0;
           if (o.has_z) {  // y again, for the gate's gradient
             readout(cur, C, y, N);
-            for (int64_t j = 0; j < W; ++j) {
-              const auto gg = fs::scan::gate_grad(v.g[j], y[j] + v.Dl[j] * v.u[j], v.z[j]);
-              gy[j] = gg.dy;
-              v.tmp[j] = gg.dz;
-            }
-            for (int64_t j = 0; j < it.w; ++j) a.dz[row + j] = static_cast<T>(v.tmp[j]);
+            gate_lanes(v.g, y, v.Dl, v.u, v.z, gy, v.tmp);
+            store_lanes(v.tmp, it.w, a.dz + row);
           } else {
             std::copy(v.g, v.g + W, gy);
           }
@@ -359,13 +393,10 @@ void scan_backward(const ScanOptions& o, const ScanPtrs<T>& a) {
                            dBf.data(), dCf.data(), ddt, du,
                            B.row ? pB.data() + ((g * Bt + it.b) * L + l) * N : nullptr,
                            C.row ? pC.data() + ((g * Bt + it.b) * L + l) * N : nullptr, N);
-          if (o.softplus)
-            for (int64_t j = 0; j < W; ++j) ddt[j] *= fs::scan::sigmoid(v.raw[j]);
+          if (o.softplus) sigmoid_scale(ddt, v.raw);
           for (int64_t j = 0; j < W; ++j) dbias[j] += ddt[j];
-          for (int64_t j = 0; j < it.w; ++j) {
-            a.du[row + j] = static_cast<T>(du[j]);
-            a.ddelta[row + j] = static_cast<T>(ddt[j]);
-          }
+          store_lanes(du, it.w, a.du + row);
+          store_lanes(ddt, it.w, a.ddelta + row);
         }
       }
       transpose_out(dA.data(), it, N, pA.data() + it.b * DN);
