@@ -91,8 +91,8 @@ void ScanForward::eval_gpu(const std::vector<mx::array>& inputs,
   p.chk = mx::gpu_ptr<float>(outputs[2]);
   if (p.Bt * p.D == 0) return;  // no channel: nothing to write (L = 0 still copies h0)
   cuda::ScanLaunch l{};
-  if (const char* err = cuda::scan_forward_launch(p, scan_dtype(inputs[0].dtype()),
-                                                  enc.device().cuda_device(), &l))
+  if (const char* err =
+          cuda::scan_launch(p, false, scan_dtype(inputs[0].dtype()), enc.device().cuda_device(), &l))
     fail(kOp, err);
   launch(enc, l, dim3(l.grid), p);
 }
@@ -121,7 +121,7 @@ void ScanBackward::eval_gpu(const std::vector<mx::array>& inputs,
   const int dev = enc.device().cuda_device();
   cuda::ScanLaunch l{};
   if (p.Bt * p.D > 0) {  // L = 0 too: dh0 = dlast, zero partials
-    if (const char* err = cuda::scan_backward_launch(p, scan_dtype(inputs[0].dtype()), dev, &l))
+    if (const char* err = cuda::scan_launch(p, true, scan_dtype(inputs[0].dtype()), dev, &l))
       fail(kOp, err);
     launch(enc, l, dim3(l.grid), p);
   }

@@ -43,24 +43,15 @@ const char* grid_of(int64_t blocks, unsigned* grid) {
 
 }  // namespace
 
-const char* scan_forward_launch(const ScanParams& p, int dtype, int device, ScanLaunch* out) {
-  const void* sym = symbol_of(false, dtype, p.N);
+const char* scan_launch(const ScanParams& p, bool backward, int dtype, int device,
+                        ScanLaunch* out) {
+  const void* sym = symbol_of(backward, dtype, p.N);
   if (!sym) return kNoKernel;
   int sms = 0;
   if (const char* err = resolve_kernel(sym, device, &out->fn, &sms)) return err;
   out->block = kScanBlock;
-  out->shared = 0;
-  return grid_of((p.Bt * p.D * scan_lanes(p.N) + kScanBlock - 1) / kScanBlock, &out->grid);
-}
-
-const char* scan_backward_launch(const ScanParams& p, int dtype, int device, ScanLaunch* out) {
-  const void* sym = symbol_of(true, dtype, p.N);
-  if (!sym) return kNoKernel;
-  int sms = 0;
-  if (const char* err = resolve_kernel(sym, device, &out->fn, &sms)) return err;
-  out->block = kScanBlock;
-  out->shared = scan_shared_bytes(p.N);
-  return grid_of(p.Bt * scan_groups(p.D, p.N), &out->grid);
+  out->shared = backward ? scan_shared_bytes(p.N) : 0;
+  return grid_of(scan_blocks(p.Bt, p.D, p.N, backward), &out->grid);
 }
 
 const char* scan_sum_launch(const ScanSumParams& p, int device, ScanLaunch* out) {
@@ -68,11 +59,9 @@ const char* scan_sum_launch(const ScanSumParams& p, int device, ScanLaunch* out)
   if (const char* err =
           resolve_kernel(reinterpret_cast<const void*>(&scan_sum_kernel), device, &out->fn, &sms))
     return err;
-  int64_t most = 1;
-  for (int j = 0; j < p.jobs; ++j) most = p.n[j] > most ? p.n[j] : most;
   out->block = kScanSumBlock;
   out->shared = 0;
-  return grid_of((most + kScanSumBlock - 1) / kScanSumBlock, &out->grid);
+  return grid_of(scan_sum_blocks(p), &out->grid);
 }
 
 }  // namespace flashsnn::cuda

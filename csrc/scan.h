@@ -65,6 +65,13 @@ FS_FN int64_t scan_block_channels(int64_t N) {
 FS_FN int64_t scan_groups(int64_t D, int64_t N) {
   return (D + scan_block_channels(N) - 1) / scan_block_channels(N);
 }
+// Blocks of kScanBlock threads a launch runs: forward, B D P lanes; backward,
+// one per (batch row, channel group).
+FS_FN int64_t scan_blocks(int64_t Bt, int64_t D, int64_t N, bool backward) {
+  return backward ? Bt * scan_groups(D, N)
+                  : (Bt * D * scan_lanes(N) + int64_t(kScanBlock) - 1) / int64_t(kScanBlock);
+}
+
 // Positions per reduction round of the backward: R N <= 256 floats per
 // {B, C} and warp, 8 KB of shared memory for any N.
 FS_FN int scan_round(int64_t N) {
@@ -122,6 +129,13 @@ inline ScanSumParams scan_sums(const ScanParams& p, float* dA, float* dB, float*
 }
 
 
+// Blocks of kScanSumBlock threads along x (one job per y) for the sums.
+inline int64_t scan_sum_blocks(const ScanSumParams& q) {
+  int64_t most = 1;
+  for (int j = 0; j < q.jobs; ++j) most = q.n[j] > most ? q.n[j] : most;
+  return (most + kScanSumBlock - 1) / kScanSumBlock;
+}
+
 // A scan kernel ready to launch: 1-D grid, dynamic shared memory.
 struct ScanLaunch {
   CUfunction fn;
@@ -131,8 +145,8 @@ struct ScanLaunch {
 // The kernels for (u's dtype, these arguments) on CUDA device `device`:
 // forward, backward (per block) and the final sums. Null on success, else a
 // message (static storage) for the caller to raise.
-const char* scan_forward_launch(const ScanParams& p, int dtype, int device, ScanLaunch* out);
-const char* scan_backward_launch(const ScanParams& p, int dtype, int device, ScanLaunch* out);
+const char* scan_launch(const ScanParams& p, bool backward, int dtype, int device,
+                        ScanLaunch* out);
 const char* scan_sum_launch(const ScanSumParams& p, int device, ScanLaunch* out);
 
 }  // namespace flashsnn::cuda

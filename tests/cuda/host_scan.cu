@@ -74,8 +74,7 @@ struct Thread {
 template <typename T>
 void run(const ScanParams& p, bool bwd) {
   const unsigned W = kScanBlock;
-  const int64_t blocks = bwd ? p.Bt * scan_groups(p.D, p.N)
-                             : (p.Bt * p.D * scan_lanes(p.N) + W - 1) / W;
+  const int64_t blocks = scan_blocks(p.Bt, p.D, p.N, bwd);
   std::vector<float> red(scan_shared_bytes(p.N) / sizeof(float)), slots(W);
   for (int64_t blk = 0; blk < blocks; ++blk) {
     std::fill(red.begin(), red.end(), NAN);
@@ -150,9 +149,7 @@ extern "C" int fs_scan_host(int dtype, int bwd, void** ptrs, const int64_t* dims
   else run<__nv_bfloat16>(p, bwd);
   if (bwd) {
     const ScanSumParams q = scan_sums(p, grads[0], grads[1], grads[2], grads[3], grads[4]);
-    int64_t most = 1;
-    for (int j = 0; j < q.jobs; ++j) most = q.n[j] > most ? q.n[j] : most;
-    const int64_t threads = (most + kScanSumBlock - 1) / kScanSumBlock * kScanSumBlock;
+    const int64_t threads = scan_sum_blocks(q) * kScanSumBlock;
     for (int job = 0; job < q.jobs; ++job)
       for (int64_t j = 0; j < threads; ++j) scan_sum_thread(q, job, j);
   }

@@ -129,17 +129,26 @@ def run_fresh(case, impl: str, pas: str, mode: str, repeat: int, warmup: int, bu
     """:func:`measure` in a fresh Python process (this module's ``main``):
     (seconds per call, what the mode did). The child imports the same
     flashsnn as this process."""
-    cmd = [sys.executable, "-m", "flashsnn.bench.percall", "--family", case.family,
-           "--shape", f"{case.T},{case.B},{case.N}", "--dtype", case.dtype, "--impl", impl,
-           "--pass", pas, "--mode", mode, "--repeat", str(repeat), "--warmup", str(warmup),
-           "--budget", str(budget), "--min-calls", str(min_calls), "--device", device,
-           "--mlx-cache-limit", str(cache_limit_mb)]
+    return fresh_process(
+        "flashsnn.bench.percall",
+        ["--family", case.family, "--shape", f"{case.T},{case.B},{case.N}", "--dtype",
+         case.dtype, "--impl", impl, "--pass", pas, "--mode", mode, "--repeat", str(repeat),
+         "--warmup", str(warmup), "--budget", str(budget), "--min-calls", str(min_calls),
+         "--device", device, "--mlx-cache-limit", str(cache_limit_mb)],
+        f"{impl} {pas} {mode}")
+
+
+def fresh_process(module: str, args: list[str], what: str):
+    """``python -m module args`` in a fresh process that imports the same
+    flashsnn as this one, and the ``{"times", "info"}`` JSON its last line
+    of stdout holds: (seconds per call, what the mode did)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])  # the folder that holds flashsnn/
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                         env=env)
     if res.returncode != 0:
-        raise RuntimeError(f"[bench] the fresh process for {impl} {pas} {mode} failed "
+        raise RuntimeError(f"[bench] the fresh process for {what} failed "
                            f"(exit {res.returncode}):\n{res.stderr[-3000:]}")
     data = json.loads(res.stdout.strip().splitlines()[-1])
     return data["times"], data["info"]

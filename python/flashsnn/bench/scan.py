@@ -278,22 +278,15 @@ def percall_main(argv=None) -> int:
 
 def percall_row(shape, pas, mode, args) -> dict:
     """percall_main in a fresh process (it imports the same flashsnn)."""
-    import os
-    import subprocess
-    cmd = [sys.executable, "-m", "flashsnn.bench.scan", "--shape", ",".join(map(str, shape)),
-           "--pass", pas, "--mode", mode, "--repeat", str(min(args.repeat, 15)),
-           "--budget", str(args.budget), "--device", args.device]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])  # the folder that holds flashsnn/
-    env["PYTHONPATH"] = os.pathsep.join(v for v in (root, env.get("PYTHONPATH")) if v)
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if res.returncode != 0:
-        raise RuntimeError(f"[bench] the fresh process for selective_scan {pas} {mode} failed "
-                           f"(exit {res.returncode}):\n{res.stderr[-3000:]}")
-    data = json.loads(res.stdout.strip().splitlines()[-1])
+    from . import percall
+    times, info = percall.fresh_process(
+        "flashsnn.bench.scan",
+        ["--shape", ",".join(map(str, shape)), "--pass", pas, "--mode", mode, "--repeat",
+         str(min(args.repeat, 15)), "--budget", str(args.budget), "--device", args.device],
+        f"selective_scan {pas} {mode}")
     return {"impl": "fused", "pass": pas, "mode": mode, "shape": list(shape),
-            "ms": statistics.median(data["times"]) * 1e3, "runs": len(data["times"]),
-            **{k: v for k, v in data["info"].items() if k != "busy"}}
+            "ms": statistics.median(times) * 1e3, "runs": len(times),
+            **{k: v for k, v in info.items() if k != "busy"}}
 
 
 def run(args) -> int:
