@@ -49,7 +49,7 @@ const char* scan_launch(const ScanParams& p, bool backward, int dtype, int devic
   if (!sym) return kNoKernel;
   int sms = 0;
   if (const char* err = resolve_kernel(sym, device, &out->fn, &sms)) return err;
-  out->block = kScanBlock;
+  out->block = scan_block_threads(backward);
   out->shared = backward ? scan_shared_bytes(p.N) : 0;
   return grid_of(scan_blocks(p.Bt, p.D, p.N, backward), &out->grid);
 }

@@ -107,10 +107,54 @@ FS_FN float scan_coef(const ScanParams& p, const void* ptr, bool varies, int64_t
   return varies ? scan_load<T>(ptr, crow + n) : fixed[s];
 }
 
-// The forward of global thread `tid` (kScanBlock per block; lanes of a
-// channel are neighbours, channels never straddle a warp since P | 32).
+// Positions whose inputs a lane loads before it computes any of them. One
+// position per iteration waited on its own loads: 1.2 us a position on an
+// H200 at batch 2, L = 4096, D = 256 (4.95 ms, 19x the byte floor), the
+// latency of a global load with 2 warps per SM to hide it; nvcc cannot move
+// the next position's loads above this one's store of `out` by itself.
+// Registers: (3 + 2 SPL) per position ahead in the forward, (2 + SPL) in the
+// backward's recomputation, (4 + 4 SPL) in its walk; more than these made
+// ptxas spill (the build refuses local memory).
+template <int SPL>
+struct ScanAhead {
+  static constexpr int fwd = SPL == 1 ? 16 : 8;
+  static constexpr int recompute = SPL == 1 ? 8 : 4;
+  static constexpr int walk = SPL == 1 ? 8 : 4;
+};
+
+// A group of G positions' inputs, l, l + step, ..., loaded together; zeros
+// outside [lo, hi) and in lanes past the last channel (whose results are
+// never stored). z and C only when `full` (the backward's recomputation
+// needs neither).
+template <int G, int SPL>
+struct ScanGroup {
+  float u[G], delta[G], z[G], b[G][SPL], c[G][SPL];
+
+  template <typename T>
+  FS_FN void load(const ScanParams& p, const ScanStates<SPL>& st, const ScanLane& w, int64_t l,
+                  int step, int64_t lo, int64_t hi, bool full) {
+FS_UNROLL
+    for (int i = 0; i < G; ++i, l += step) {
+      const bool in = w.on && l >= lo && l < hi;
+      const int64_t row = (w.b * p.L + l) * p.D + w.d, crow = (w.b * p.L + l) * p.N;
+      u[i] = in ? scan_load<T>(p.u, row) : 0.0f;
+      delta[i] = in ? scan_load<T>(p.delta, row) : 0.0f;
+      z[i] = in && full && p.has_z ? scan_load<T>(p.z, row) : 0.0f;
+FS_UNROLL
+      for (int s = 0; s < SPL; ++s) {
+        b[i][s] = in ? scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s) : 0.0f;
+        c[i][s] = in && full ? scan_coef<T, SPL>(p, p.C, p.C_varies, crow, st.Cf, w, s) : 0.0f;
+      }
+    }
+  }
+};
+
+// The forward of global thread `tid` (scan_block_threads(false) per block;
+// lanes of a channel are neighbours, channels never straddle a warp since
+// P | 32).
 template <typename T, int SPL, class Sync>
 FS_FN void scan_forward_thread(const ScanParams& p, int64_t tid, Sync& sync) {
+  constexpr int G = ScanAhead<SPL>::fwd;
   const int P = scan_lanes(p.N);
   const int64_t c = tid / P, N = p.N, D = p.D, L = p.L;
   ScanLane w{c / D, c % D, int(tid % P), P, c < p.Bt * D};
@@ -121,29 +165,33 @@ FS_FN void scan_forward_thread(const ScanParams& p, int64_t tid, Sync& sync) {
     const int64_t n = w.j + int64_t(s) * P;
     h[s] = w.on && n < N && p.has_h0 ? p.h0[(w.b * D + w.d) * N + n] : 0.0f;
   }
-  const int64_t row0 = (w.b * L) * D + w.d;
-  for (int64_t l = 0; l < L; ++l) {
-    const int64_t row = row0 + l * D, crow = (w.b * L + l) * N;
-    if (l % p.K == 0 && w.on) {
-      float* ck = p.chk + ((w.b * p.nchk + l / p.K) * D + w.d) * N;
-      for (int s = 0; s < SPL; ++s)
-        if (w.j + s * P < N) ck[w.j + s * P] = h[s];
-    }
-    const ScanPos ps = w.on ? scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row),
-                                          st.bias, p.softplus)
-                            : ScanPos{0.0f, 0.0f, 0.0f, 0.0f};
-    float y = 0.0f;
-    for (int s = 0; s < SPL; ++s) {
-      const float bn = scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s);
-      const float cn = scan_coef<T, SPL>(p, p.C, p.C_varies, crow, st.Cf, w, s);
-      h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, bn);
-      y += h[s] * cn;
-    }
-    y = scan_lane_sum(sync, y, 1, P);
-    if (w.on && w.j == 0) {
-      y += st.Dd * ps.u;
-      if (p.has_z) y = fs::scan::gate(y, scan_load<T>(p.z, row));
-      scan_store<T>(p.out, row, y);
+  int64_t kc = 0;  // position within the checkpoint's chunk
+  for (int64_t l0 = 0; l0 < L; l0 += G) {
+    ScanGroup<G, SPL> in;
+    in.template load<T>(p, st, w, l0, 1, 0, L, true);
+FS_UNROLL
+    for (int i = 0; i < G; ++i) {
+      const int64_t l = l0 + i;
+      if (l >= L) break;  // the same l in every lane: uniform
+      if (kc == 0 && w.on) {
+        float* ck = p.chk + ((w.b * p.nchk + l / p.K) * D + w.d) * N;
+        for (int s = 0; s < SPL; ++s)
+          if (w.j + s * P < N) ck[w.j + s * P] = h[s];
+      }
+      kc = kc + 1 == p.K ? 0 : kc + 1;
+      const ScanPos ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+      float y = 0.0f;
+FS_UNROLL
+      for (int s = 0; s < SPL; ++s) {
+        h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, in.b[i][s]);
+        y += h[s] * in.c[i][s];
+      }
+      y = scan_lane_sum(sync, y, 1, P);
+      if (w.on && w.j == 0) {
+        y += st.Dd * ps.u;
+        if (p.has_z) y = fs::scan::gate(y, in.z[i]);
+        scan_store<T>(p.out, (w.b * L + l) * D + w.d, y);
+      }
     }
   }
   if (!w.on) return;
@@ -163,6 +211,7 @@ FS_FN void scan_backward_block(const ScanParams& p, int64_t blk, int t, float* r
   ScanLane w{b, d, t % P, P, d < D};
   constexpr int kWarps = int(kScanBlock / 32);
   const int warp = t / 32, S = SPL * P;  // S: a warp's row of states in red
+  constexpr int GF = ScanAhead<SPL>::recompute, GB = ScanAhead<SPL>::walk;
   ScanStates<SPL> st;
   st.load(p, w);
   float gh[SPL], dA[SPL], dBf[SPL], dCf[SPL];
@@ -177,89 +226,101 @@ FS_FN void scan_backward_block(const ScanParams& p, int64_t blk, int t, float* r
   const int64_t slot = D * N;
   for (int64_t c = p.nchk - 1; c >= 0; --c) {
     const int64_t l0 = c * K, l1 = l0 + K < L ? l0 + K : L;
-    if (w.on) {  // the chunk's states, recomputed: slot 0 enters the chunk
+    {  // the chunk's states, recomputed: slot 0 enters the chunk
       float h[SPL];
       const float* c0 = p.chk_in + ((b * p.nchk + c) * D + d) * N + w.j;
       for (int s = 0; s < SPL; ++s) {
-        h[s] = w.j + s * P < N ? c0[s * P] : 0.0f;
-        if (w.j + s * P < N) hs[s * P] = h[s];
+        const bool n_in = w.on && w.j + s * P < N;
+        h[s] = n_in ? c0[s * P] : 0.0f;
+        if (n_in) hs[s * P] = h[s];
       }
-      for (int64_t l = l0; l < l1; ++l) {
-        const int64_t row = (b * L + l) * D + d, crow = (b * L + l) * N;
-        const ScanPos ps = scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row),
-                                       st.bias, p.softplus);
-        float* out = hs + (l - l0 + 1) * slot;
-        for (int s = 0; s < SPL; ++s) {
-          const float bn = scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s);
-          h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, bn);
-          if (w.j + s * P < N) out[s * P] = h[s];
+      for (int64_t g0 = l0; g0 < l1; g0 += GF) {
+        ScanGroup<GF, SPL> in;
+        in.template load<T>(p, st, w, g0, 1, l0, l1, false);
+FS_UNROLL
+        for (int i = 0; i < GF; ++i) {
+          const int64_t l = g0 + i;
+          if (l >= l1) break;
+          const ScanPos ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+          float* out = hs + (l - l0 + 1) * slot;
+FS_UNROLL
+          for (int s = 0; s < SPL; ++s) {
+            h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, in.b[i][s]);
+            if (w.on && w.j + s * P < N) out[s * P] = h[s];
+          }
         }
       }
     }
     for (int64_t hi = l1; hi > l0; hi -= R) {
       const int64_t lo = hi - R > l0 ? hi - R : l0;
-      for (int64_t l = hi - 1; l >= lo; --l) {
-        const int64_t row = (b * L + l) * D + d, crow = (b * L + l) * N;
-        ScanPos ps{0.0f, 0.0f, 0.0f, 0.0f};
-        float g_out = 0.0f, z = 0.0f;
-        float hp[SPL], hc[SPL], cn[SPL];
-        for (int s = 0; s < SPL; ++s) hp[s] = hc[s] = 0.0f;
-        if (w.on) {
-          ps = scan_pos_of(scan_load<T>(p.u, row), scan_load<T>(p.delta, row), st.bias,
-                           p.softplus);
-          g_out = scan_load<T>(p.dout, row);
-          if (p.has_z) z = scan_load<T>(p.z, row);
+      for (int64_t top = hi - 1; top >= lo; top -= GB) {
+        ScanGroup<GB, SPL> in;
+        in.template load<T>(p, st, w, top, -1, lo, hi, true);
+        // dout, and the states before and after each position (this lane's
+        // own scratch column, written above).
+        float go[GB], hp[GB][SPL], hc[GB][SPL];
+FS_UNROLL
+        for (int i = 0; i < GB; ++i) {
+          const int64_t l = top - i;
+          const bool on = w.on && l >= lo;
+          go[i] = on ? scan_load<T>(p.dout, (b * L + l) * D + d) : 0.0f;
+FS_UNROLL
           for (int s = 0; s < SPL; ++s) {
-            if (w.j + s * P < N) {
-              hp[s] = hs[(l - l0) * slot + s * P];
-              hc[s] = hs[(l - l0 + 1) * slot + s * P];
-            }
+            const bool n_in = on && w.j + s * P < N;
+            hp[i][s] = n_in ? hs[(l - l0) * slot + s * P] : 0.0f;
+            hc[i][s] = n_in ? hs[(l - l0 + 1) * slot + s * P] : 0.0f;
           }
         }
-        for (int s = 0; s < SPL; ++s)
-          cn[s] = scan_coef<T, SPL>(p, p.C, p.C_varies, crow, st.Cf, w, s);
-        float gy = g_out;
-        if (p.has_z) {  // y again, for the gate's gradient
-          float y = 0.0f;
-          for (int s = 0; s < SPL; ++s) y += hc[s] * cn[s];
-          y = scan_lane_sum(sync, y, 1, P);
-          const auto gg = fs::scan::gate_grad(g_out, y + st.Dd * ps.u, z);
-          gy = gg.dy;
-          if (w.on && w.j == 0) scan_store<T>(p.dz, row, gg.dz);
-        }
-        float du = 0.0f, ddt = 0.0f, xb[SPL], xc[SPL];
-        for (int s = 0; s < SPL; ++s) {
-          const float bn = scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s);
-          const float gn = gh[s] + cn[s] * gy;
-          const auto sg = fs::scan::state_grad(gn, hp[s], FS_EXPF(ps.dt * st.A[s]), st.A[s], bn,
-                                               ps.dt, ps.u);
-          ddt += sg.ddt;
-          du += sg.du;
-          dA[s] += sg.dA;
-          gh[s] = w.on && w.j + s * P < N ? sg.dh_prev : 0.0f;
-          xb[s] = sg.dB;
-          xc[s] = hc[s] * gy;
-          if (!p.B_varies) dBf[s] += xb[s];
-          if (!p.C_varies) dCf[s] += xc[s];
-        }
-        ddt = scan_lane_sum(sync, ddt, 1, P);
-        du = st.Dd * gy + scan_lane_sum(sync, du, 1, P);
-        if (p.softplus) ddt *= fs::scan::sigmoid(ps.raw);
-        dbias += ddt;
-        dD += gy * ps.u;
-        if (w.on && w.j == 0) {
-          scan_store<T>(p.du, row, du);
-          scan_store<T>(p.ddelta, row, ddt);
-        }
-        // dB_l, dC_l over the warp's channels (lanes P apart), then the
-        // warp's first channel leaves them for the block's sum.
-        for (int s = 0; s < SPL; ++s) {
-          if (p.B_varies) xb[s] = scan_lane_sum(sync, xb[s], P, 32);
-          if (p.C_varies) xc[s] = scan_lane_sum(sync, xc[s], P, 32);
-          if (t % 32 < P) {
-            float* r = red + ((l - lo) * 2 * kWarps + warp) * S + s * P + w.j;
-            r[0] = xb[s];
-            r[kWarps * S] = xc[s];
+FS_UNROLL
+        for (int i = 0; i < GB; ++i) {
+          const int64_t l = top - i;
+          if (l < lo) break;  // the same l in every lane: uniform
+          const int64_t row = (b * L + l) * D + d;
+          const ScanPos ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+          float gy = go[i];
+          if (p.has_z) {  // y again, for the gate's gradient
+            float y = 0.0f;
+            for (int s = 0; s < SPL; ++s) y += hc[i][s] * in.c[i][s];
+            y = scan_lane_sum(sync, y, 1, P);
+            const auto gg = fs::scan::gate_grad(go[i], y + st.Dd * ps.u, in.z[i]);
+            gy = gg.dy;
+            if (w.on && w.j == 0) scan_store<T>(p.dz, row, gg.dz);
+          }
+          float du = 0.0f, ddt = 0.0f, xb[SPL], xc[SPL];
+FS_UNROLL
+          for (int s = 0; s < SPL; ++s) {
+            const float gn = gh[s] + in.c[i][s] * gy;
+            const auto sg = fs::scan::state_grad(gn, hp[i][s], FS_EXPF(ps.dt * st.A[s]), st.A[s],
+                                                 in.b[i][s], ps.dt, ps.u);
+            ddt += sg.ddt;
+            du += sg.du;
+            dA[s] += sg.dA;
+            gh[s] = w.on && w.j + s * P < N ? sg.dh_prev : 0.0f;
+            xb[s] = sg.dB;
+            xc[s] = hc[i][s] * gy;
+            if (!p.B_varies) dBf[s] += xb[s];
+            if (!p.C_varies) dCf[s] += xc[s];
+          }
+          ddt = scan_lane_sum(sync, ddt, 1, P);
+          du = st.Dd * gy + scan_lane_sum(sync, du, 1, P);
+          if (p.softplus) ddt *= fs::scan::sigmoid(ps.raw);
+          dbias += ddt;
+          dD += gy * ps.u;
+          if (w.on && w.j == 0) {
+            scan_store<T>(p.du, row, du);
+            scan_store<T>(p.ddelta, row, ddt);
+          }
+          // dB_l, dC_l over the warp's channels (lanes P apart), then the
+          // warp's first channel leaves them for the block's sum.
+FS_UNROLL
+          for (int s = 0; s < SPL; ++s) {
+            if (p.B_varies) xb[s] = scan_lane_sum(sync, xb[s], P, 32);
+            if (p.C_varies) xc[s] = scan_lane_sum(sync, xc[s], P, 32);
+            if (t % 32 < P) {
+              float* r = red + ((l - lo) * 2 * kWarps + warp) * S + s * P + w.j;
+              r[0] = xb[s];
+              r[kWarps * S] = xc[s];
+            }
           }
         }
       }

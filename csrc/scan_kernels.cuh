@@ -22,14 +22,18 @@ struct BlockSync {
 };
 
 template <typename T, int SPL>
-__global__ void __launch_bounds__(kScanBlock)
+__global__ void __launch_bounds__(kScanForwardBlock)
     scan_forward_kernel(const __grid_constant__ ScanParams p) {
   BlockSync sync;
   scan_forward_thread<T, SPL>(p, int64_t(blockIdx.x) * blockDim.x + threadIdx.x, sync);
 }
 
+// At least one block per SM, not more: with the backward's 8 positions
+// loaded ahead (scan.cuh, ScanAhead) ptxas otherwise aimed at 128 registers
+// for float16 and spilled 92 bytes, and the build refuses local memory
+// (scripts/gpu/build_cuda.sh); with it, 145-168 registers, no spills.
 template <typename T, int SPL>
-__global__ void __launch_bounds__(kScanBlock)
+__global__ void __launch_bounds__(kScanBlock, 1)
     scan_backward_kernel(const __grid_constant__ ScanParams p) {
   extern __shared__ float red[];
   BlockSync sync;

@@ -1,6 +1,6 @@
 // Runs the selective scan's CUDA code (csrc/scan.cuh) on the CPU: every
-// block of the grids scan.cu launches (forward, backward) as kScanBlock OS
-// threads, which meet at a pthread barrier where the kernel calls
+// block of the grids scan.cu launches (forward, backward) as one OS thread
+// per GPU thread; they meet at a pthread barrier where the kernel calls
 // __syncthreads and exchange values through a slot per thread (between two
 // barriers) where it calls __shfl_xor_sync; then the final sums. The kernels
 // (csrc/scan_kernels.cuh) are one call into these functions, so this checks
@@ -55,7 +55,7 @@ void thread_body(const Block& k, int t) {
   if (k.bwd) {
     scan_backward_block<T, SPL>(*k.p, k.blk, t, k.red, sync);
   } else {
-    scan_forward_thread<T, SPL>(*k.p, k.blk * kScanBlock + t, sync);
+    scan_forward_thread<T, SPL>(*k.p, k.blk * scan_block_threads(false) + t, sync);
   }
 }
 
@@ -73,7 +73,7 @@ struct Thread {
 
 template <typename T>
 void run(const ScanParams& p, bool bwd) {
-  const unsigned W = kScanBlock;
+  const unsigned W = scan_block_threads(bwd);
   const int64_t blocks = scan_blocks(p.Bt, p.D, p.N, bwd);
   std::vector<float> red(scan_shared_bytes(p.N) / sizeof(float)), slots(W);
   for (int64_t blk = 0; blk < blocks; ++blk) {
