@@ -125,21 +125,22 @@ struct ScanAhead {
 // A group of G positions' inputs, l, l + step, ..., loaded together; zeros
 // outside [lo, hi) and in lanes past the last channel (whose results are
 // never stored). z and C only when `full` (the backward's recomputation
-// needs neither).
+// needs neither); u, delta and z only when `per_pos` (not when each
+// position's values come from its own lane).
 template <int G, int SPL>
 struct ScanGroup {
   float u[G], delta[G], z[G], b[G][SPL], c[G][SPL];
 
   template <typename T>
   FS_FN void load(const ScanParams& p, const ScanStates<SPL>& st, const ScanLane& w, int64_t l,
-                  int step, int64_t lo, int64_t hi, bool full) {
+                  int step, int64_t lo, int64_t hi, bool full, bool per_pos = true) {
 FS_UNROLL
     for (int i = 0; i < G; ++i, l += step) {
-      const bool in = w.on && l >= lo && l < hi;
+      const bool in = w.on && l >= lo && l < hi, pos = in && per_pos;
       const int64_t row = (w.b * p.L + l) * p.D + w.d, crow = (w.b * p.L + l) * p.N;
-      u[i] = in ? scan_load<T>(p.u, row) : 0.0f;
-      delta[i] = in ? scan_load<T>(p.delta, row) : 0.0f;
-      z[i] = in && full && p.has_z ? scan_load<T>(p.z, row) : 0.0f;
+      u[i] = pos ? scan_load<T>(p.u, row) : 0.0f;
+      delta[i] = pos ? scan_load<T>(p.delta, row) : 0.0f;
+      z[i] = pos && full && p.has_z ? scan_load<T>(p.z, row) : 0.0f;
 FS_UNROLL
       for (int s = 0; s < SPL; ++s) {
         b[i][s] = in ? scan_coef<T, SPL>(p, p.B, p.B_varies, crow, st.Bf, w, s) : 0.0f;
@@ -149,15 +150,75 @@ FS_UNROLL
   }
 };
 
+// exp(x) for the states' decays, x = dt A <= 0 in Mamba's use: on the GPU
+// MUFU's ex2 (two instructions; expf's IEEE-accurate sequence was about a
+// fifth of a position's work), within 2 ulp over x*log2(e)'s rounding; the
+// scan is checked against the reference within a tolerance, not for equal
+// bits across backends (docs/cuda.md). The host emulation uses expf.
+FS_FN float scan_decay(float x) {
+#if defined(__CUDA_ARCH__)
+  float r;
+  asm("ex2.approx.f32 %0, %1;" : "=f"(r) : "f"(x * 1.4426950408889634f));
+  return r;
+#else
+  return FS_EXPF(x);
+#endif
+}
+
+// A position's per-channel values, computed by the lane that owns it
+// (`spread`; see scan_forward_thread) and handed to the channel's other
+// lanes by shuffles: u, delta + bias, dt, z; in the backward's walk
+// (`grad`) also dout (gy once the gate's gradient is applied).
+struct ScanOwn {
+  bool on;
+  float u, raw, dt, gy, z;
+
+  template <class Sync>
+  FS_FN ScanPos at(Sync& sync, int lane) const {
+    ScanPos s;
+    s.u = sync.shfl(u, lane);
+    s.dt = sync.shfl(dt, lane);
+    s.raw = 0.0f;  // the owner applies softplus's gradient
+    s.dtu = s.dt * s.u;
+    return s;
+  }
+};
+
+// Lane j of a group of G positions owns position l (l0 + j forward, top - j
+// in the walk) when j < G and l lies in [lo, hi).
+template <typename T, int SPL>
+FS_FN ScanOwn scan_own(const ScanParams& p, const ScanStates<SPL>& st, const ScanLane& w,
+                       bool spread, int G, int64_t l, int64_t lo, int64_t hi, bool with_z,
+                       bool grad) {
+  ScanOwn o{spread && w.on && w.j < G && l >= lo && l < hi, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  const int64_t row = (w.b * p.L + l) * p.D + w.d;
+  const ScanPos ps = scan_pos_of(o.on ? scan_load<T>(p.u, row) : 0.0f,
+                                 o.on ? scan_load<T>(p.delta, row) : 0.0f, st.bias,
+                                 p.softplus && spread);
+  o.u = ps.u;
+  o.raw = ps.raw;
+  o.dt = ps.dt;
+  if (o.on && with_z && p.has_z) o.z = scan_load<T>(p.z, row);
+  if (o.on && grad) o.gy = scan_load<T>(p.dout, row);
+  return o;
+}
+
 // The forward of global thread `tid` (scan_block_threads(false) per block;
 // lanes of a channel are neighbours, channels never straddle a warp since
-// P | 32).
+// P | 32). When the channel has at least as many lanes as a group has
+// positions (P >= G: N >= 9 at one state per lane), lane j owns position j
+// of each group: it alone loads u, delta and z there, computes the step size
+// (softplus: two transcendentals, done by every lane before) and finishes
+// and stores y; the others get dt and u by a shuffle. Below that, every
+// lane computes every position's values, as before.
 template <typename T, int SPL, class Sync>
 FS_FN void scan_forward_thread(const ScanParams& p, int64_t tid, Sync& sync) {
   constexpr int G = ScanAhead<SPL>::fwd;
   const int P = scan_lanes(p.N);
   const int64_t c = tid / P, N = p.N, D = p.D, L = p.L;
   ScanLane w{c / D, c % D, int(tid % P), P, c < p.Bt * D};
+  const bool spread = P >= G;
+  const int base = int(tid % 32) - w.j;  // the channel's first lane in the warp
   ScanStates<SPL> st;
   st.load(p, w);
   float h[SPL];
@@ -168,7 +229,9 @@ FS_FN void scan_forward_thread(const ScanParams& p, int64_t tid, Sync& sync) {
   int64_t kc = 0;  // position within the checkpoint's chunk
   for (int64_t l0 = 0; l0 < L; l0 += G) {
     ScanGroup<G, SPL> in;
-    in.template load<T>(p, st, w, l0, 1, 0, L, true);
+    in.template load<T>(p, st, w, l0, 1, 0, L, true, !spread);
+    const ScanOwn own = scan_own<T>(p, st, w, spread, G, l0 + w.j, 0, L, true, false);
+    float yj = 0.0f;
 FS_UNROLL
     for (int i = 0; i < G; ++i) {
       const int64_t l = l0 + i;
@@ -179,19 +242,31 @@ FS_UNROLL
           if (w.j + s * P < N) ck[w.j + s * P] = h[s];
       }
       kc = kc + 1 == p.K ? 0 : kc + 1;
-      const ScanPos ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+      ScanPos ps{0.0f, 0.0f, 0.0f, 0.0f};
+      if (spread) {
+        ps = own.at(sync, base + i);
+      } else {
+        ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+      }
       float y = 0.0f;
 FS_UNROLL
       for (int s = 0; s < SPL; ++s) {
-        h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, in.b[i][s]);
+        h[s] = fs::scan::state_update(h[s], scan_decay(ps.dt * st.A[s]), ps.dtu, in.b[i][s]);
         y += h[s] * in.c[i][s];
       }
       y = scan_lane_sum(sync, y, 1, P);
-      if (w.on && w.j == 0) {
+      if (spread) {
+        yj = w.j == i ? y : yj;
+      } else if (w.on && w.j == 0) {
         y += st.Dd * ps.u;
         if (p.has_z) y = fs::scan::gate(y, in.z[i]);
         scan_store<T>(p.out, (w.b * L + l) * D + w.d, y);
       }
+    }
+    if (own.on) {
+      yj += st.Dd * own.u;
+      if (p.has_z) yj = fs::scan::gate(yj, own.z);
+      scan_store<T>(p.out, (w.b * L + l0 + w.j) * D + w.d, yj);
     }
   }
   if (!w.on) return;
@@ -212,6 +287,9 @@ FS_FN void scan_backward_block(const ScanParams& p, int64_t blk, int t, float* r
   constexpr int kWarps = int(kScanBlock / 32);
   const int warp = t / 32, S = SPL * P;  // S: a warp's row of states in red
   constexpr int GF = ScanAhead<SPL>::recompute, GB = ScanAhead<SPL>::walk;
+  static_assert(GF == GB, "one owner lane per position in both loops");
+  const bool spread = P >= GB;  // as the forward's
+  const int base = t % 32 - w.j;
   ScanStates<SPL> st;
   st.load(p, w);
   float gh[SPL], dA[SPL], dBf[SPL], dCf[SPL];
@@ -236,16 +314,18 @@ FS_FN void scan_backward_block(const ScanParams& p, int64_t blk, int t, float* r
       }
       for (int64_t g0 = l0; g0 < l1; g0 += GF) {
         ScanGroup<GF, SPL> in;
-        in.template load<T>(p, st, w, g0, 1, l0, l1, false);
+        in.template load<T>(p, st, w, g0, 1, l0, l1, false, !spread);
+        const ScanOwn own = scan_own<T>(p, st, w, spread, GF, g0 + w.j, l0, l1, false, false);
 FS_UNROLL
         for (int i = 0; i < GF; ++i) {
           const int64_t l = g0 + i;
           if (l >= l1) break;
-          const ScanPos ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+          const ScanPos ps = spread ? own.at(sync, base + i)
+                                    : scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
           float* out = hs + (l - l0 + 1) * slot;
 FS_UNROLL
           for (int s = 0; s < SPL; ++s) {
-            h[s] = fs::scan::state_update(h[s], FS_EXPF(ps.dt * st.A[s]), ps.dtu, in.b[i][s]);
+            h[s] = fs::scan::state_update(h[s], scan_decay(ps.dt * st.A[s]), ps.dtu, in.b[i][s]);
             if (w.on && w.j + s * P < N) out[s * P] = h[s];
           }
         }
@@ -255,7 +335,7 @@ FS_UNROLL
       const int64_t lo = hi - R > l0 ? hi - R : l0;
       for (int64_t top = hi - 1; top >= lo; top -= GB) {
         ScanGroup<GB, SPL> in;
-        in.template load<T>(p, st, w, top, -1, lo, hi, true);
+        in.template load<T>(p, st, w, top, -1, lo, hi, true, !spread);
         // dout, and the states before and after each position (this lane's
         // own scratch column, written above).
         float go[GB], hp[GB][SPL], hc[GB][SPL];
@@ -263,7 +343,7 @@ FS_UNROLL
         for (int i = 0; i < GB; ++i) {
           const int64_t l = top - i;
           const bool on = w.on && l >= lo;
-          go[i] = on ? scan_load<T>(p.dout, (b * L + l) * D + d) : 0.0f;
+          go[i] = on && !spread ? scan_load<T>(p.dout, (b * L + l) * D + d) : 0.0f;
 FS_UNROLL
           for (int s = 0; s < SPL; ++s) {
             const bool n_in = on && w.j + s * P < N;
@@ -271,27 +351,56 @@ FS_UNROLL
             hc[i][s] = n_in ? hs[(l - l0 + 1) * slot + s * P] : 0.0f;
           }
         }
+        // Spread: lane j owns position top - j; its y (for the gate's
+        // gradient) is summed here for every position of the group first,
+        // so the owner can finish the gate before the walk needs gy.
+        const int64_t lj = top - w.j;
+        ScanOwn own = scan_own<T>(p, st, w, spread, GB, lj, lo, hi, true, true);
+        if (spread && p.has_z) {
+          float yj = 0.0f;
+FS_UNROLL
+          for (int i = 0; i < GB; ++i) {
+            if (top - i < lo) break;
+            float y = 0.0f;
+            for (int s = 0; s < SPL; ++s) y += hc[i][s] * in.c[i][s];
+            y = scan_lane_sum(sync, y, 1, P);
+            yj = w.j == i ? y : yj;
+          }
+          if (own.on) {
+            const auto gg = fs::scan::gate_grad(own.gy, yj + st.Dd * own.u, own.z);
+            own.gy = gg.dy;
+            scan_store<T>(p.dz, (b * L + lj) * D + d, gg.dz);
+          }
+        }
+        float ddt_j = 0.0f, du_j = 0.0f;
 FS_UNROLL
         for (int i = 0; i < GB; ++i) {
           const int64_t l = top - i;
           if (l < lo) break;  // the same l in every lane: uniform
           const int64_t row = (b * L + l) * D + d;
-          const ScanPos ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
-          float gy = go[i];
-          if (p.has_z) {  // y again, for the gate's gradient
-            float y = 0.0f;
-            for (int s = 0; s < SPL; ++s) y += hc[i][s] * in.c[i][s];
-            y = scan_lane_sum(sync, y, 1, P);
-            const auto gg = fs::scan::gate_grad(go[i], y + st.Dd * ps.u, in.z[i]);
-            gy = gg.dy;
-            if (w.on && w.j == 0) scan_store<T>(p.dz, row, gg.dz);
+          ScanPos ps{0.0f, 0.0f, 0.0f, 0.0f};
+          float gy = 0.0f;
+          if (spread) {
+            ps = own.at(sync, base + i);
+            gy = sync.shfl(own.gy, base + i);
+          } else {
+            ps = scan_pos_of(in.u[i], in.delta[i], st.bias, p.softplus);
+            gy = go[i];
+            if (p.has_z) {  // y again, for the gate's gradient
+              float y = 0.0f;
+              for (int s = 0; s < SPL; ++s) y += hc[i][s] * in.c[i][s];
+              y = scan_lane_sum(sync, y, 1, P);
+              const auto gg = fs::scan::gate_grad(go[i], y + st.Dd * ps.u, in.z[i]);
+              gy = gg.dy;
+              if (w.on && w.j == 0) scan_store<T>(p.dz, row, gg.dz);
+            }
           }
           float du = 0.0f, ddt = 0.0f, xb[SPL], xc[SPL];
 FS_UNROLL
           for (int s = 0; s < SPL; ++s) {
             const float gn = gh[s] + in.c[i][s] * gy;
-            const auto sg = fs::scan::state_grad(gn, hp[i][s], FS_EXPF(ps.dt * st.A[s]), st.A[s],
-                                                 in.b[i][s], ps.dt, ps.u);
+            const auto sg = fs::scan::state_grad(gn, hp[i][s], scan_decay(ps.dt * st.A[s]),
+                                                 st.A[s], in.b[i][s], ps.dt, ps.u);
             ddt += sg.ddt;
             du += sg.du;
             dA[s] += sg.dA;
@@ -302,12 +411,15 @@ FS_UNROLL
             if (!p.C_varies) dCf[s] += xc[s];
           }
           ddt = scan_lane_sum(sync, ddt, 1, P);
-          du = st.Dd * gy + scan_lane_sum(sync, du, 1, P);
-          if (p.softplus) ddt *= fs::scan::sigmoid(ps.raw);
-          dbias += ddt;
-          dD += gy * ps.u;
-          if (w.on && w.j == 0) {
-            scan_store<T>(p.du, row, du);
+          du = scan_lane_sum(sync, du, 1, P);
+          if (spread) {
+            ddt_j = w.j == i ? ddt : ddt_j;
+            du_j = w.j == i ? du : du_j;
+          } else if (w.on && w.j == 0) {
+            if (p.softplus) ddt *= fs::scan::sigmoid(ps.raw);
+            dbias += ddt;
+            dD += gy * ps.u;
+            scan_store<T>(p.du, row, st.Dd * gy + du);
             scan_store<T>(p.ddelta, row, ddt);
           }
           // dB_l, dC_l over the warp's channels (lanes P apart), then the
@@ -322,6 +434,14 @@ FS_UNROLL
               r[kWarps * S] = xc[s];
             }
           }
+        }
+        if (own.on) {  // the owner finishes its position
+          if (p.softplus) ddt_j *= fs::scan::sigmoid(own.raw);
+          dbias += ddt_j;
+          dD += own.gy * own.u;
+          const int64_t row = (b * L + lj) * D + d;
+          scan_store<T>(p.du, row, st.Dd * own.gy + du_j);
+          scan_store<T>(p.ddelta, row, ddt_j);
         }
       }
       if (!p.B_varies && !p.C_varies) continue;  // uniform: no per-step sums
@@ -341,6 +461,10 @@ FS_UNROLL
       sync.barrier();  // the next round overwrites red
     }
   }
+  // dD and dbias: each lane holds the sums over its own positions (spread)
+  // or lane 0 over all of them.
+  dD = scan_lane_sum(sync, dD, 1, P);
+  dbias = scan_lane_sum(sync, dbias, 1, P);
   if (!w.on) return;
   for (int s = 0; s < SPL; ++s) {
     const int64_t n = w.j + int64_t(s) * P;

@@ -12,12 +12,15 @@ namespace flashsnn::cuda {
 
 namespace {
 
-// The block's barrier and the warp's xor shuffle (every lane of the warp
+// The block's barrier and the warp's shuffles (xor, and from a lane) (every lane of the warp
 // takes part: scan.cuh keeps its control flow uniform).
 struct BlockSync {
   __device__ __forceinline__ void barrier() { __syncthreads(); }
   __device__ __forceinline__ float shfl_xor(float v, int off) {
     return __shfl_xor_sync(0xffffffffu, v, off);
+  }
+  __device__ __forceinline__ float shfl(float v, int lane) {
+    return __shfl_sync(0xffffffffu, v, lane);
   }
 };
 

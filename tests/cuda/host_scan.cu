@@ -2,8 +2,9 @@
 // block of the grids scan.cu launches (forward, backward) as one OS thread
 // per GPU thread; they meet at a pthread barrier where the kernel calls
 // __syncthreads and exchange values through a slot per thread (between two
-// barriers) where it calls __shfl_xor_sync; then the final sums. The kernels
-// (csrc/scan_kernels.cuh) are one call into these functions, so this checks
+// barriers) where it calls __shfl_xor_sync or __shfl_sync; then the final
+// sums. The kernels (csrc/scan_kernels.cuh) are one call into these
+// functions, so this checks
 // their indexing, the lane split of the states, the chunk recomputation, the
 // butterfly and shared-memory sums and their barriers without a GPU. Scratch
 // and shared memory start as NaN: a read of anything not written first
@@ -34,6 +35,14 @@ struct HostSync {
     slots[t] = v;
     barrier();
     const float r = slots[t ^ off];
+    barrier();
+    return r;
+  }
+  // lane: of this thread's warp (32 threads), as __shfl_sync.
+  __host__ __device__ float shfl(float v, int lane) {
+    slots[t] = v;
+    barrier();
+    const float r = slots[(t & ~31) + lane];
     barrier();
     return r;
   }
