@@ -114,12 +114,13 @@ FS_FN float scan_coef(const ScanParams& p, const void* ptr, bool varies, int64_t
 // the next position's loads above this one's store of `out` by itself.
 // Registers: (3 + 2 SPL) per position ahead in the forward, (2 + SPL) in the
 // backward's recomputation, (4 + 4 SPL) in its walk; more than these made
-// ptxas spill (the build refuses local memory).
+// ptxas spill (the build refuses local memory) within the backward's 128
+// registers (scan_kernels.cuh).
 template <int SPL>
 struct ScanAhead {
   static constexpr int fwd = SPL == 1 ? 16 : 8;
-  static constexpr int recompute = SPL == 1 ? 8 : 4;
-  static constexpr int walk = SPL == 1 ? 8 : 4;
+  static constexpr int recompute = SPL == 1 ? 4 : 2;
+  static constexpr int walk = SPL == 1 ? 4 : 2;
 };
 
 // A group of G positions' inputs, l, l + step, ..., loaded together; zeros
