@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["flashsnn", "flashsnn.ops.leaky", "flashsnn.surrogate", "flashsnn.reference.leaky"]
+MODULES = ["flashsnn", "flashsnn.ops.leaky", "flashsnn.surrogate", "flashsnn.reference.leaky",
+           "flashsnn.models.mamba_spike"]
 
 
 def readme_blocks():
