@@ -13,9 +13,11 @@
 // with 16 states in registers left 2 warps per SM and every position waiting
 // on its own loads.
 //  forward   each lane updates its states; y = sum_n h C is an xor-butterfly
-//            sum over the channel's P lanes (every lane gets the same bits);
-//            lane 0 writes out. Lanes of a channel read u, delta, z at one
-//            address, B_l and C_l as one coalesced row.
+//            sum over the channel's P lanes (every lane gets the same bits).
+//            B_l and C_l are one coalesced row. A lane loads a group of
+//            positions' inputs before computing them (ScanAhead); with
+//            enough lanes, each position's per-channel work (u, delta, z,
+//            softplus, the output) is one owner lane's (ScanOwn).
 //  backward  one block per (batch row, group of kScanBlock / P channels).
 //            Per chunk, last first: each lane recomputes its states from
 //            the forward's checkpoint into a scratch [Bt, K+1, D, N] (its own
@@ -26,7 +28,8 @@
 //            after a barrier, once per round of scan_round(N) positions, in
 //            a fixed order; a last kernel (scan_sum) adds the blocks'
 //            partials, and dA, dD, dbias and time-invariant dB / dC over
-//            batch rows. No atomics: the same bits on every run.
+//            batch rows. No atomics: the same bits on every run. Owner
+//            lanes and loads ahead as the forward's.
 #pragma once
 
 #include <cstdint>
