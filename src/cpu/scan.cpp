@@ -351,8 +351,8 @@ void scan_backward(const ScanOptions& o, const ScanPtrs<T>& a) {
       pC(o.C_varies ? G * Bt * L * N : Bt * DN), pD(Bt * a.D), pbias(Bt * a.D);
   cpu::parallel_for(Bt * G, 3 * L * W * N, [&](int64_t i0, int64_t i1) {
     const int64_t S = N * W;
-    std::vector<float> hs(K * S), as(K * S), h_in(S), gh(S), At(S), Bf(S), Cf(S), dA(S), dBf(S), dCf(S),
-        brow(N), crow(N);
+    std::vector<float> hs(K * S), as(K * S), h_in(S), gh(S), At(S), Bf(S), Cf(S), dA(S),
+        dBf(S), dCf(S), brow(N), crow(N);
     Lanes<T> v;
     alignas(32) float y[W], gy[W], du[W], ddt[W], dD[W], dbias[W];
     for (int64_t ii = i0; ii < i1; ++ii) {

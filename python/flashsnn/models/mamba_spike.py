@@ -27,10 +27,12 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 
 from .. import nn as fsnn
 from .. import ops
 from .. import surrogate as _surrogate
+from .spiking_cnn import _bad_int
 
 OP = "MambaSpike"
 
@@ -192,13 +194,13 @@ class MambaSpike(nn.Module):
                  window: int = 5, lif_backend: str = "auto", scan_backend: str = "auto"):
         super().__init__()
         in_shape = tuple(in_shape)
-        if len(in_shape) != 3 or any(not _pos_int(v) for v in in_shape):
+        if len(in_shape) != 3 or any(_bad_int(v) for v in in_shape):
             raise ValueError(f"[{OP}] in_shape must be (H, W, C), positive ints (channels "
                              f"last); got {in_shape!r}")
         for name, v in (("num_classes", num_classes), ("channels", channels),
                         ("d_model", d_model), ("n_layers", n_layers), ("d_state", d_state),
                         ("window", window)):
-            if not _pos_int(v):
+            if _bad_int(v):
                 raise ValueError(f"[{OP}] {name} must be a positive int; got {v!r}")
         H, W, C = in_shape
         if H < 4 or W < 4:
@@ -260,9 +262,4 @@ class MambaSpike(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     """Trainable scalars of ``model``."""
-    from mlx.utils import tree_flatten
     return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-
-
-def _pos_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
