@@ -215,3 +215,13 @@ def test_load_events_names_and_options(tmp_path):
 def test_docstring_examples():
     import doctest
     assert doctest.testmod(fr).failed == 0
+
+
+def test_docs_events_md_python_blocks_run():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/events.md block {i}", "exec"), {})

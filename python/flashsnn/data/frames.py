@@ -292,8 +292,9 @@ class EventDataset:
             yield x, np.array([samples[int(i)][1] for i in idx], dtype=np.int32)
 
     def preload(self) -> "EventDataset":
-        """Read every sample's events into memory now (fast epochs for
-        datasets that fit: N-MNIST ~ 1.4 GB as events, SHD ~ 1 GB)."""
+        """Read every sample's events into memory now, for faster epochs where
+        they fit: 13 bytes per event, 2.6x the size of N-MNIST's .bin files
+        (5 bytes per event), 1.6x that of AEDAT files (8 bytes per event)."""
         for samples in (self.train, self.test):
             for j, (src, lab) in enumerate(samples):
                 if callable(src):
