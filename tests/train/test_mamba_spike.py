@@ -141,6 +141,25 @@ def test_front_end_against_a_hand_recurrence():
     assert rec["spk1"].sum().item() > 0  # the comparison is not of silent layers
 
 
+def test_every_call_starts_from_rest():
+    # A call must not continue from the membranes of the call before: the
+    # same input gives the same logits after a different batch ran, and the
+    # same as a fresh model with the same weights.
+    mx.random.seed(6)
+    model = fs.models.MambaSpike((8, 8, 2), 3, channels=8, d_model=16, n_layers=1, d_state=4,
+                                 threshold=0.3)
+    x = (mx.random.uniform(shape=(6, 2, 8, 8, 2)) < 0.5).astype(mx.float32)
+    other = (mx.random.uniform(shape=(6, 2, 8, 8, 2)) < 0.9).astype(mx.float32)
+    first = model(x)
+    model(other)
+    again = model(x)
+    assert mx.array_equal(first, again).item()
+    fresh = fs.models.MambaSpike((8, 8, 2), 3, channels=8, d_model=16, n_layers=1, d_state=4,
+                                 threshold=0.3)
+    fresh.update(model.parameters())
+    assert mx.array_equal(fresh(x), first).item()
+
+
 def test_rates_are_a_causal_five_step_mean():
     model = fs.models.MambaSpike((4, 4, 2), 2, channels=1, d_model=8, n_layers=1, d_state=2)
     spk = mx.array([1, 0, 1, 1, 0, 0, 1, 1], dtype=mx.float32).reshape(8, 1, 1)

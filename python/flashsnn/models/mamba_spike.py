@@ -149,10 +149,15 @@ class _SpikingConv(nn.Module):
         if self.pool is not None:
             cur = self.pool(cur)
         cur = cur.reshape(T, B, *cur.shape[1:])
-        spk, mem, out = None, None, []
+        # Each call starts from rest: a stepping layer called with no
+        # membrane would continue from the one it stored on the last call
+        # (snnTorch's convention), carrying one batch's state into the next.
+        # One-step sequence() calls are pure and store nothing.
+        spk, mem, out = None, mx.zeros_like(cur[0]), []
         for t in range(T):
             c = cur[t] if spk is None else cur[t] + self.rec(spk)
-            spk, mem = self.lif(c, mem)
+            s, mem = self.lif.sequence(c[None], mem)
+            spk = s[0]
             out.append(spk)
         return mx.stack(out)
 
