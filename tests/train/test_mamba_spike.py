@@ -160,6 +160,38 @@ def test_every_call_starts_from_rest():
     assert mx.array_equal(fresh(x), first).item()
 
 
+@pytest.mark.parametrize("neuron", ["alif", "synaptic"])
+def test_the_papers_neuron_options_thread_their_states(neuron):
+    # The front end with ALIF or Synaptic against a separate layer of that
+    # family stepped by hand with explicit states (the families themselves
+    # are tested against independent models in tests/ops): every state is
+    # carried from step to step and starts at zero.
+    mx.random.seed(7)
+    model = fs.models.MambaSpike((8, 8, 2), 3, channels=4, d_model=16, n_layers=1,
+                                 d_state=4, threshold=0.4, neuron=neuron)
+    x = (mx.random.uniform(shape=(8, 2, 8, 8, 2)) < 0.5).astype(mx.float32)
+    rec = model(x, record=True)
+    layer = model.front[0]
+    kind = fs.nn.ALIF if neuron == "alif" else fs.nn.Synaptic
+    assert type(layer.lif) is kind
+    hand = kind(**({"beta": 0.97} if neuron == "alif" else {"alpha": 0.9, "beta": 0.97}),
+                threshold=0.4, spike_grad=layer.lif.spike_grad, backend="reference")
+    cur = layer.pool(layer.conv(x.reshape(16, 8, 8, 2))).reshape(8, 2, 4, 4, 32)
+    states = [mx.zeros_like(cur[0]), mx.zeros_like(cur[0])]
+    spk, out = None, []
+    for t in range(8):
+        c = cur[t] if spk is None else cur[t] + layer.rec(spk)
+        spk, *states = hand(c, *states)
+        out.append(spk)
+    want = mx.stack(out)
+    assert want.sum().item() > 0
+    assert mx.array_equal(rec["spk1"], want).item()
+    base = fs.models.MambaSpike((8, 8, 2), 3, channels=4, d_model=16, n_layers=1, d_state=4)
+    assert fs.models.count_parameters(model) == fs.models.count_parameters(base)
+    _, grads = nn.value_and_grad(model, lambda m: m(x).sum())(model)
+    assert all(np.isfinite(np.array(g)).all() for _, g in tree_flatten(grads))
+
+
 def test_rates_are_a_causal_five_step_mean():
     model = fs.models.MambaSpike((4, 4, 2), 2, channels=1, d_model=8, n_layers=1, d_state=2)
     spk = mx.array([1, 0, 1, 1, 0, 0, 1, 1], dtype=mx.float32).reshape(8, 1, 1)
@@ -196,6 +228,9 @@ def test_learnable_beta_and_threshold_are_per_channel():
 def test_errors_name_the_model_and_the_choices():
     with pytest.raises(ValueError, match=r"\[MambaSpike\] unknown preset 'x'; valid: smnist"):
         fs.models.MambaSpike.from_preset("x")
+    with pytest.raises(ValueError, match=r"\[MambaSpike\] unknown neuron 'srm'; valid: leaky, "
+                                         r"alif, synaptic"):
+        fs.models.MambaSpike(neuron="srm")
     with pytest.raises(ValueError, match=r"\[MambaSpike\] in_shape must be \(H, W, C\)"):
         fs.models.MambaSpike((28, 28))
     with pytest.raises(ValueError, match=r"\[MambaSpike\] d_model must be a positive int"):

@@ -61,6 +61,14 @@ PRESETS = {
 }
 
 
+# The paper's options for the front end's neurons, on flashsnn's families:
+# "alif" an adaptive threshold (fs.nn.ALIF: threshold + b * trace of the
+# layer's spikes, its defaults rho 0.95, b 0.1), "synaptic" a synaptic
+# current (fs.nn.Synaptic, alpha below). The paper gives neither's values.
+NEURONS = ("leaky", "alif", "synaptic")
+SYNAPTIC_ALPHA = 0.9
+
+
 def _inverse_softplus(x: mx.array) -> mx.array:
     return x + mx.log(-mx.expm1(-x))
 
@@ -129,8 +137,8 @@ class _SpikingConv(nn.Module):
     """conv3x3 (-> maxpool 2) -> LIF, with the 1x1 conv of the layer's
     previous spikes added to the LIF's input from the second step on."""
 
-    def __init__(self, c_in: int, c_out: int, pool: bool, beta, threshold, spike_grad,
-                 learn_beta: bool, learn_threshold: bool, backend: str):
+    def __init__(self, c_in: int, c_out: int, pool: bool, neuron: str, beta, threshold,
+                 spike_grad, learn_beta: bool, learn_threshold: bool, backend: str):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.rec = nn.Conv2d(c_out, c_out, 1)
@@ -139,9 +147,14 @@ class _SpikingConv(nn.Module):
             beta = mx.full((c_out,), float(beta))  # per channel, as the paper's option
         if learn_threshold and not isinstance(threshold, mx.array):
             threshold = mx.full((c_out,), float(threshold))
-        self.lif = fsnn.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad,
-                              learn_beta=learn_beta, learn_threshold=learn_threshold,
-                              backend=backend)
+        common = dict(beta=beta, threshold=threshold, spike_grad=spike_grad,
+                      learn_beta=learn_beta, learn_threshold=learn_threshold, backend=backend)
+        if neuron == "alif":
+            self.lif = fsnn.ALIF(**common)
+        elif neuron == "synaptic":
+            self.lif = fsnn.Synaptic(alpha=SYNAPTIC_ALPHA, **common)
+        else:
+            self.lif = fsnn.Leaky(**common)
 
     def __call__(self, x: mx.array) -> mx.array:
         T, B = x.shape[:2]
@@ -149,14 +162,15 @@ class _SpikingConv(nn.Module):
         if self.pool is not None:
             cur = self.pool(cur)
         cur = cur.reshape(T, B, *cur.shape[1:])
-        # Each call starts from rest: a stepping layer called with no
-        # membrane would continue from the one it stored on the last call
-        # (snnTorch's convention), carrying one batch's state into the next.
-        # One-step sequence() calls are pure and store nothing.
-        spk, mem, out = None, mx.zeros_like(cur[0]), []
+        # Each call starts from rest: a stepping layer called with no state
+        # would continue from the one it stored on the last call (snnTorch's
+        # convention), carrying one batch's state into the next. One-step
+        # sequence() calls are pure and store nothing.
+        spk, out = None, []
+        states = [mx.zeros_like(cur[0]) for _ in self.lif._states]
         for t in range(T):
             c = cur[t] if spk is None else cur[t] + self.rec(spk)
-            s, mem = self.lif.sequence(c[None], mem)
+            s, *states = self.lif.sequence(c[None], *states)
             spk = s[0]
             out.append(spk)
         return mx.stack(out)
@@ -175,6 +189,9 @@ class MambaSpike(nn.Module):
         spike_grad: surrogate (fast sigmoid, slope 25, as the public code).
         learn_beta, learn_threshold: the paper's learnable per-channel decay
             and threshold (off in the public code).
+        neuron: the front end's neuron: ``"leaky"`` (the public code's),
+            ``"alif"`` (the paper's adaptive threshold) or ``"synaptic"``
+            (its synaptic dynamics); see :data:`NEURONS`.
         window: the interface's sliding-mean length in steps (5).
         lif_backend, scan_backend: ``"auto"``, ``"fused"`` or ``"reference"``.
 
@@ -196,7 +213,8 @@ class MambaSpike(nn.Module):
                  channels: int = 64, d_model: int = 128, n_layers: int = 4,
                  d_state: int = 16, beta: float = 0.97, threshold: float = 1.0,
                  spike_grad=None, learn_beta: bool = False, learn_threshold: bool = False,
-                 window: int = 5, lif_backend: str = "auto", scan_backend: str = "auto"):
+                 neuron: str = "leaky", window: int = 5, lif_backend: str = "auto",
+                 scan_backend: str = "auto"):
         super().__init__()
         in_shape = tuple(in_shape)
         if len(in_shape) != 3 or any(_bad_int(v) for v in in_shape):
@@ -207,14 +225,16 @@ class MambaSpike(nn.Module):
                         ("window", window)):
             if _bad_int(v):
                 raise ValueError(f"[{OP}] {name} must be a positive int; got {v!r}")
+        if neuron not in NEURONS:
+            raise ValueError(f"[{OP}] unknown neuron {neuron!r}; valid: {', '.join(NEURONS)}")
         H, W, C = in_shape
         if H < 4 or W < 4:
             raise ValueError(f"[{OP}] frames must be at least 4x4 (two 2x2 pools); got "
                              f"{H}x{W}")
         self.in_shape, self.window = in_shape, int(window)
         grad = spike_grad if spike_grad is not None else _surrogate.fast_sigmoid(slope=25)
-        lif = dict(beta=beta, threshold=threshold, spike_grad=grad, learn_beta=learn_beta,
-                   learn_threshold=learn_threshold, backend=lif_backend)
+        lif = dict(neuron=neuron, beta=beta, threshold=threshold, spike_grad=grad,
+                   learn_beta=learn_beta, learn_threshold=learn_threshold, backend=lif_backend)
         self.front = [_SpikingConv(C, 32, True, **lif), _SpikingConv(32, 32, True, **lif),
                       _SpikingConv(32, channels, False, **lif)]
         self.features = (H // 4) * (W // 4) * channels
