@@ -13,7 +13,7 @@ MODULES = [
     "flashsnn.functional.bptt",
     "flashsnn.data", "flashsnn.data.idx", "flashsnn.data.datasets",
     "flashsnn.models.spiking_mlp", "flashsnn.models.spiking_cnn", "flashsnn.train.loop",
-    "flashsnn.train.step",
+    "flashsnn.train.step", "flashsnn.train.mamba_spike", "flashsnn.train.mamba_spike_data",
     "flashsnn._device",
 ]
 
