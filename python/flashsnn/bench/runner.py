@@ -469,6 +469,8 @@ def cache_limit_label(mb: int) -> str:
 
 
 def run(args) -> int:
+    from .._blas import notice
+    notice(args.device, "flashsnn bench")  # once, on Linux CPU without OpenBLAS
     from tqdm import tqdm
 
     if args.device == "gpu":

@@ -107,6 +107,8 @@ def _fail(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._blas import notice
+    notice(args.device, "flashsnn train")  # once, on Linux CPU without OpenBLAS
     from .. import fused_unavailable_reason
     from .._device import resolve_device
     from .loop import TrainConfig, train
