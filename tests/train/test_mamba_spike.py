@@ -192,6 +192,25 @@ def test_the_papers_neuron_options_thread_their_states(neuron):
     assert all(np.isfinite(np.array(g)).all() for _, g in tree_flatten(grads))
 
 
+def test_backward_memory_grows_linearly_with_T():
+    # Indexing the conv output T times made the backward O(T^2): 15 / 38 /
+    # 113 MB at T = 25 / 50 / 100 here (2.6x, 2.9x per doubling); with the
+    # front end's one-pass unstack 11 / 22 / 43 MB (2.0x).
+    def peak(T):
+        mx.random.seed(0)
+        m = fs.models.MambaSpike((16, 16, 2), 10, channels=16, d_model=32, n_layers=1)
+        x = (mx.random.uniform(shape=(T, 2, 16, 16, 2)) < 0.1).astype(mx.float32)
+        y = mx.zeros((2,), mx.int32)
+        mx.eval(m.parameters(), x)
+        mx.reset_peak_memory()
+        base = mx.get_active_memory()
+        loss, g = nn.value_and_grad(m, lambda m: nn.losses.cross_entropy(m(x), y).mean())(m)
+        mx.eval(loss, g)
+        return mx.get_peak_memory() - base
+    small, large = peak(50), peak(100)
+    assert large / small < 2.3, (small, large)
+
+
 def test_rates_are_a_causal_five_step_mean():
     model = fs.models.MambaSpike((4, 4, 2), 2, channels=1, d_model=8, n_layers=1, d_state=2)
     spk = mx.array([1, 0, 1, 1, 0, 0, 1, 1], dtype=mx.float32).reshape(8, 1, 1)
