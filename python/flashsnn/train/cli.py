@@ -1,6 +1,8 @@
-"""``flashsnn train``: train the mlx-snn paper's spiking MLP with BPTT.
+"""``flashsnn train``: train the mlx-snn paper's spiking MLP with BPTT, or
+Mamba-Spike (``--model mamba-spike``, :mod:`flashsnn.train.cli_mamba`).
 
     flashsnn train                                   # 8x8 digits, preset C1, fused LIF
+    flashsnn train --model mamba-spike               # Mamba-Spike on the digits as ON/OFF frames
     flashsnn train --backend reference               # the same model on the pure-MLX path
     flashsnn train --device gpu                      # MLX's CUDA or Metal GPU
     flashsnn train --no-compile                      # the step without mx.compile
@@ -15,6 +17,9 @@ import sys
 from .._device import DEVICES
 from ..data import NAMES
 from ..models import PRESETS
+from . import cli_mamba
+
+MODELS = ("mlp", "mamba-spike")
 
 BACKENDS = ("fused", "reference")
 
@@ -63,13 +68,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      "Linear -> LIF without reset; rate-coded input; cross entropy on the final "
                      "membrane; Adam) with BPTT, each layer's whole sequence in one "
                      "flashsnn.ops.leaky call. Presets: " + presets + ".")
-    p.add_argument("--data", choices=NAMES, default="digits",
+    p.add_argument("--model", choices=MODELS, default="mlp",
+                   help="mlp: the spiking MLP (default); mamba-spike: spiking conv front end "
+                        "+ Mamba-1 backbone (its own options below)")
+    p.add_argument("--data", choices=tuple(dict.fromkeys(NAMES + cli_mamba.DATA + ("shd",
+                   "ntidigits"))), default="digits",
                    help="digits: scikit-learn's bundled 8x8 digits (default, no download); "
-                        "mnist: IDX files in --path")
+                        "mnist: IDX files in --path (mlp); nmnist, dvs_gesture, cifar10_dvs: "
+                        "event folders in --path (mamba-spike, docs/events.md)")
     p.add_argument("--path", metavar="DIR", help="folder with the MNIST IDX files "
-                   "(train-images-idx3-ubyte[.gz], ...); only with --data mnist")
-    p.add_argument("--preset", choices=tuple(PRESETS), default="C1",
-                   help="the paper's configuration (default C1); the options below override it")
+                   "(train-images-idx3-ubyte[.gz], ...) or the event dataset")
+    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="mlp: the paper's configuration (default C1); the options below "
+                        "override it")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (preset: 25, C5: 15)")
     p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="batch size (preset: 128, C3: 256)")
@@ -99,6 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "is one compiled function)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
+    cli_mamba.add_arguments(p, _positive_int, _positive_float)
 
 
 def _fail(msg: str) -> int:
@@ -113,6 +125,21 @@ def run(args: argparse.Namespace) -> int:
     from .._device import resolve_device
     from .loop import TrainConfig, train
 
+    why = cli_mamba.misuse(args)
+    if why:
+        return _fail(why)
+    if args.model == "mamba-spike":
+        if args.backend == "fused":
+            from .._device import resolve_device as _rd
+            try:
+                dev = _rd(args.device)
+            except ValueError as e:
+                return _fail(f"--device {args.device}: {e}")
+            reason = fused_unavailable_reason(dev)
+            if reason:
+                return _fail(f"--backend fused: no fused kernel here ({reason}); "
+                             "use --backend reference")
+        return cli_mamba.run(args, _fail)
     if args.data == "mnist" and not args.path:
         return _fail("--data mnist needs --path DIR, the folder with the MNIST IDX files "
                      "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
@@ -129,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         if why:
             return _fail(f"--backend fused: no fused kernel here ({why}); "
                          "use --backend reference")
-    cfg = TrainConfig(data=args.data, path=args.path, preset=args.preset, epochs=args.epochs,
+    cfg = TrainConfig(data=args.data, path=args.path, preset=args.preset or "C1",
+                      epochs=args.epochs,
                       batch_size=args.batch_size, steps=args.steps, hidden=args.hidden,
                       lr=args.lr, beta=args.beta, seed=args.seed, backend=args.backend,
                       out=args.out, limit_train=args.limit_train, limit_test=args.limit_test,
