@@ -32,11 +32,10 @@ def _rss_mb() -> float:
 
 
 def one_flashsnn(a) -> dict:
+    import flashsnn as fs  # first: it puts MLX's products on OpenBLAS (docs/blas.md)
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
-
-    import flashsnn as fs
 
     dev = mx.gpu if a.device == "gpu" else mx.cpu
     mx.set_default_device(dev)

@@ -125,10 +125,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/results/mamba-spike-side-by-side.json")
     a = p.parse_args(argv)
 
+    import flashsnn as fs  # first: it puts MLX's products on OpenBLAS (docs/blas.md)
     import mlx.core as mx
     import torch
-
-    import flashsnn as fs
     from flashsnn.train.mamba_spike import MambaSpikeConfig
 
     if a.device == "gpu":
@@ -136,7 +135,8 @@ def main(argv=None) -> int:
     cfg = MambaSpikeConfig(epochs=a.epochs, steps=a.steps, limit_train=a.limit_train,
                            lif_backend="fused", scan_backend="fused",
                            device=a.device).resolved()
-    print(f"Mamba-Spike side by side on digits: {vars(a)}; MLX {mx.__version__}, torch "
+    print(f"Mamba-Spike side by side on digits: {vars(a)}; MLX {mx.__version__} (BLAS: "
+          f"{fs.blas_info()['blas']}), torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores", flush=True)
     runs = []
@@ -153,6 +153,7 @@ def main(argv=None) -> int:
     print(f"accuracy gap {summary['accuracy_gap_points']:+.2f} points; PyTorch's epoch takes "
           f"{summary['torch_over_flashsnn_epoch_time']:.2f}x flashsnn's")
     doc = {"argv": vars(a), "config": {k: v for k, v in vars(cfg).items()},
+           "blas": fs.blas_info(),
            "versions": {"mlx": mx.__version__, "torch": torch.__version__,
                         "flashsnn": fs.__version__, "python": platform.python_version()},
            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
