@@ -12,6 +12,7 @@ broken build would pass. .ci/run sets it (docs/testing.md).
 
 import os
 
+import flashsnn  # noqa: F401  (first: it puts MLX's products on OpenBLAS, docs/blas.md)
 import mlx.core as mx
 import pytest
 
