@@ -4,7 +4,6 @@ PNG; an event folder trains end to end; the digits' ON/OFF coding has the
 recipe's rates; both models' options are kept apart with clear errors; the
 side-by-side benchmark's two frameworks take the same first steps."""
 
-import argparse
 import json
 import os
 import sys
@@ -14,12 +13,12 @@ import numpy as np
 import pytest
 
 import flashsnn as fs
-from flashsnn.train import cli
 from flashsnn.train.mamba_spike import MambaSpikeConfig, evaluate
 from flashsnn.train.mamba_spike_data import DigitsFrames, on_off_frames
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
 from event_files import nmnist_bytes, write  # noqa: E402
+from test_train_cli import run  # noqa: E402  (the same command-line helper)
 
 # Measured here (2-core CPU, seed 0, the digits default: T 16, gain 5,
 # threshold 0.5, C 32, d_model 64, 2 blocks, batch 32, lr 1e-3): untrained
@@ -27,16 +26,6 @@ from event_files import nmnist_bytes, write  # noqa: E402
 # default 6 epochs reached 78.9%, the 3rd of them 67.5%; 3 epochs at T 10
 # reached 44%.
 BAR = 0.25
-
-
-def parse(*argv):
-    p = argparse.ArgumentParser(prog="flashsnn train")
-    cli.add_arguments(p)
-    return p.parse_args(list(argv))
-
-
-def run(*argv):
-    return cli.run(parse(*argv))
 
 
 @pytest.fixture(scope="module")

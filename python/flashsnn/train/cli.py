@@ -128,23 +128,11 @@ def run(args: argparse.Namespace) -> int:
     why = cli_mamba.misuse(args)
     if why:
         return _fail(why)
-    if args.model == "mamba-spike":
-        if args.backend == "fused":
-            from .._device import resolve_device as _rd
-            try:
-                dev = _rd(args.device)
-            except ValueError as e:
-                return _fail(f"--device {args.device}: {e}")
-            reason = fused_unavailable_reason(dev)
-            if reason:
-                return _fail(f"--backend fused: no fused kernel here ({reason}); "
-                             "use --backend reference")
-        return cli_mamba.run(args, _fail)
-    if args.data == "mnist" and not args.path:
+    if args.model == "mlp" and args.data == "mnist" and not args.path:
         return _fail("--data mnist needs --path DIR, the folder with the MNIST IDX files "
                      "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
                      "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])")
-    if args.data != "mnist" and args.path:
+    if args.model == "mlp" and args.data != "mnist" and args.path:
         return _fail(f"--path is only used with --data mnist (the {args.data} ship with "
                      "scikit-learn)")
     try:
@@ -156,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         if why:
             return _fail(f"--backend fused: no fused kernel here ({why}); "
                          "use --backend reference")
+    if args.model == "mamba-spike":
+        return cli_mamba.run(args, _fail)
     cfg = TrainConfig(data=args.data, path=args.path, preset=args.preset or "C1",
                       epochs=args.epochs,
                       batch_size=args.batch_size, steps=args.steps, hidden=args.hidden,

@@ -82,10 +82,10 @@ def run(args: argparse.Namespace, fail) -> int:
         steps=args.steps, channels=args.channels, d_model=args.d_model, n_layers=args.layers,
         d_state=args.d_state, threshold=args.threshold, neuron=args.neuron or "leaky",
         gain=args.gain, bin_us=args.bin_us,
-        denoise_us=args.denoise_us, lr=args.lr if args.lr is not None else 1e-3,
-        seed=args.seed, lif_backend=backend, scan_backend=backend, out=args.out,
+        denoise_us=args.denoise_us, seed=args.seed, lif_backend=backend, scan_backend=backend, out=args.out,
         limit_train=args.limit_train, limit_test=args.limit_test,
-        progress=not args.no_progress, compile=not args.no_compile, device=args.device)
+        progress=not args.no_progress, compile=not args.no_compile, device=args.device,
+        **({"lr": args.lr} if args.lr is not None else {}))
     try:
         train_mamba_spike(cfg)
     except (FileNotFoundError, ValueError, ImportError, OSError) as e:

@@ -36,6 +36,7 @@ from .. import memory
 from .._device import device_name, resolve_device
 from ..models import MAMBA_SPIKE_PRESETS, MambaSpike, count_parameters
 from .mamba_spike_data import FRAME_SETS, DigitsFrames, EventFrames
+from .step import make_train_step
 
 OP = "train mamba-spike"
 EVAL_BATCH = 128
@@ -142,21 +143,10 @@ def evaluate(model, source) -> float:
 
 
 def make_step(model, opt, clip: float, compile: bool):
-    """One AdamW step with the gradient's global norm clipped at ``clip``."""
-    def loss_fn(m, x, y):
-        return nn.losses.cross_entropy(m(x), y).mean()
-    opt.init(model.trainable_parameters())
-    grad_fn = nn.value_and_grad(model, loss_fn)
-
-    def step(x, y):
-        loss, grads = grad_fn(model, x, y)
-        grads, _ = optim.clip_grad_norm(grads, clip)
-        opt.update(model, grads)
-        return loss
-    if not compile:
-        return step
-    state = [model.state, opt.state, mx.random.state]
-    return mx.compile(step, inputs=state, outputs=state)
+    """One AdamW step of the cross-entropy with the gradient's global norm
+    clipped at ``clip`` (:func:`flashsnn.train.make_train_step`)."""
+    return make_train_step(model, opt, lambda m, x, y: nn.losses.cross_entropy(m(x), y).mean(),
+                           compile=compile, clip=clip)
 
 
 def make_optimizer(cfg: "MambaSpikeConfig", total_steps: int) -> optim.AdamW:

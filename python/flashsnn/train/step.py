@@ -17,9 +17,11 @@ from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
+import mlx.optimizers as optim
 
 
-def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = True):
+def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = True,
+                    clip: float | None = None):
     """Return ``step(*batch) -> loss``: one optimizer step on ``model``.
 
     Args:
@@ -31,6 +33,8 @@ def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = Tru
         compile: compile the whole step with ``mx.compile`` (default). The
             first call with new input shapes traces and compiles it (tens
             to hundreds of ms); later calls reuse the compiled graph.
+        clip: clip the gradient's global norm at this value before the
+            update (None: no clipping).
 
     The returned loss is lazy: evaluate it together with
     ``model.parameters()`` and ``optimizer.state`` (``mx.eval``) to wait
@@ -53,6 +57,8 @@ def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = Tru
 
     def step(*batch):
         loss, grads = grad_fn(model, *batch)
+        if clip is not None:
+            grads, _ = optim.clip_grad_norm(grads, clip)
         optimizer.update(model, grads)
         return loss
 
