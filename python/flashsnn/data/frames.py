@@ -253,10 +253,14 @@ class EventDataset:
     def frames(self, split, i, steps, bin_us=None, *, denoise_us=None, binary=False):
         """Sample ``i`` as ``[T, H, W, P]`` frames (see :func:`to_frames`),
         after :func:`denoise` with ``filter_us=denoise_us`` when given."""
+        return to_frames(self._denoised(split, i, denoise_us), self.sensor_size, steps, bin_us,
+                         binary=binary)
+
+    def _denoised(self, split, i, denoise_us):
         ev = self.events(split, i)
         if denoise_us is not None:
             ev = denoise(ev, denoise_us, sensor_size=self.sensor_size)
-        return to_frames(ev, self.sensor_size, steps, bin_us, binary=binary)
+        return ev
 
     def batches(self, split, batch_size, steps, bin_us=None, rng=None, denoise_us=None, *,
                 binary=False):
@@ -282,9 +286,7 @@ class EventDataset:
             idx = order[s:s + batch_size]
             x = np.zeros((steps, len(idx), h, w, p), dtype=np.float32)
             for b, i in enumerate(idx):
-                ev = self.events(split, int(i))
-                if denoise_us is not None:
-                    ev = denoise(ev, denoise_us, sensor_size=self.sensor_size)
+                ev = self._denoised(split, int(i), denoise_us)
                 _check(op, ev, self.sensor_size)
                 _accumulate(x[:, b], ev, steps, bin_us)
             if binary:
@@ -301,10 +303,17 @@ class EventDataset:
                     samples[j] = (src(), lab)
         return self
 
-    def limit(self, train: int | None = None, test: int | None = None) -> "EventDataset":
-        """The first ``train`` / ``test`` samples (None keeps all)."""
+    def limit(self, train: int | None = None, test: int | None = None, *,
+              rng: np.random.Generator | None = None) -> "EventDataset":
+        """The first ``train`` / ``test`` samples (None keeps all), or with
+        ``rng`` a random subset of each split in the split's order (folders
+        list their samples class by class, so the first ones are one class)."""
+        def pick(samples, n):
+            if n is None or rng is None:
+                return samples[:n]
+            return [samples[i] for i in sorted(rng.permutation(len(samples))[:n])]
         return EventDataset(self.name, self.sensor_size, self.num_classes,
-                            self.train[:train], self.test[:test])
+                            pick(self.train, train), pick(self.test, test))
 
 
 # --------------------------------------------------------------------------- folders

@@ -84,13 +84,8 @@ class EventFrames:
         if name not in FRAME_SETS:
             raise ValueError(f"[{OP}] unknown event dataset {name!r}; valid: "
                              f"{', '.join(FRAME_SETS)}")
-        ds = _data.load_events(name, path)
-        # Folders list their samples class by class: a limit takes a seeded
-        # random subset of each split, not its first classes.
-        pick = np.random.default_rng(seed)
-        sub = [s if n is None else [s[i] for i in sorted(pick.permutation(len(s))[:n])]
-               for s, n in ((ds.train, limit_train), (ds.test, limit_test))]
-        ds = _data.EventDataset(ds.name, ds.sensor_size, ds.num_classes, *sub)
+        ds = _data.load_events(name, path).limit(limit_train, limit_test,
+                                                 rng=np.random.default_rng(seed))
         self.ds, self.steps, self.bin_us, self.denoise_us = ds, steps, bin_us, denoise_us
         H, W, P = ds.sensor_size
         self.in_shape, self.num_classes = (H, W, P), ds.num_classes
