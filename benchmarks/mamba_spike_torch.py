@@ -63,6 +63,7 @@ PRESETS = {
     "nmnist": Preset((34, 34, 2), 300, 64, 128, 4, 16, 10),
     "dvs_gesture": Preset((128, 128, 2), 500, 128, 256, 6, 16, 11),
     "cifar10_dvs": Preset((128, 128, 2), 100, 128, 256, 6, 16, 10),
+    "ntidigits": Preset((1, 64, 1), 300, 64, 128, 4, 16, 11),
 }
 
 
@@ -94,10 +95,10 @@ def lif_step(x, mem, beta: float, threshold: float, slope: float):
 
 
 class SpikingConv(nn.Module):
-    """conv3x3 (-> maxpool 2) -> LIF, the LIF's input plus a 1x1 conv of the
-    layer's own spikes one step before (from the second step on)."""
+    """conv3x3 (-> maxpool ``pool``) -> LIF, the LIF's input plus a 1x1 conv
+    of the layer's own spikes one step before (from the second step on)."""
 
-    def __init__(self, c_in: int, c_out: int, pool: bool, beta: float, threshold: float,
+    def __init__(self, c_in: int, c_out: int, pool, beta: float, threshold: float,
                  slope: float):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
@@ -113,7 +114,7 @@ class SpikingConv(nn.Module):
         T, B = x.shape[:2]
         cur = self.conv(x.reshape(T * B, *x.shape[2:]))  # every frame in one call
         if self.pool:
-            cur = F.max_pool2d(cur, 2)
+            cur = F.max_pool2d(cur, self.pool)
         cur = cur.reshape(T, B, *cur.shape[1:])
         mem = torch.zeros_like(cur[0])
         spk, out = None, []
@@ -212,15 +213,16 @@ class TorchMambaSpike(nn.Module):
                  window: int = 5):
         super().__init__()
         H, W, C = (int(v) for v in in_shape)
-        if H < 4 or W < 4:
-            raise ValueError(f"[{OP}] frames must be at least 4x4 (two 2x2 pools); got "
-                             f"{H}x{W}")
+        if not (H >= 4 or H == 1) or W < 4:
+            raise ValueError(f"[{OP}] frames must be at least 4x4 (two 2x2 pools), or one row "
+                             f"at least 4 wide (audio, two 1x2 pools); got {H}x{W}")
         self.in_shape, self.window = (H, W, C), int(window)
         lif = dict(beta=beta, threshold=threshold, slope=slope)
-        self.front = nn.ModuleList([SpikingConv(C, 32, True, **lif),
-                                    SpikingConv(32, 32, True, **lif),
-                                    SpikingConv(32, channels, False, **lif)])
-        self.features = (H // 4) * (W // 4) * channels
+        pool = (1 if H == 1 else 2, 2)  # a one-row (audio) frame pools its channels only
+        self.front = nn.ModuleList([SpikingConv(C, 32, pool, **lif),
+                                    SpikingConv(32, 32, pool, **lif),
+                                    SpikingConv(32, channels, None, **lif)])
+        self.features = (H // pool[0] ** 2) * (W // 4) * channels
         self.interface = nn.Linear(self.features, d_model)
         self.blocks = nn.ModuleList([MambaBlock(d_model, d_state) for _ in range(n_layers)])
         self.norm = nn.LayerNorm(d_model)

@@ -17,7 +17,7 @@ from flashsnn.train.mamba_spike import MambaSpikeConfig, evaluate
 from flashsnn.train.mamba_spike_data import DigitsFrames, on_off_frames
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
-from event_files import nmnist_bytes, write  # noqa: E402
+from event_files import nmnist_bytes, write, write_ntidigits, write_shd  # noqa: E402
 from test_train_cli import run  # noqa: E402  (the same command-line helper)
 
 # Measured here (2-core CPU, seed 0, the digits default: T 16, gain 5,
@@ -126,6 +126,51 @@ def test_an_event_folder_trains_end_to_end(tmp_path):
     assert len(s["epochs"]) == 1 and 0 <= s["final_test_accuracy"] <= 1
 
 
+def _audio_files(root, channels, names):
+    """A few spikes per sample on channels that depend on the class, so the
+    sets are learnable in principle; the test checks the run, not accuracy."""
+    rng = np.random.default_rng(0)
+    sample = lambda c: (np.sort(rng.uniform(0, 0.5, 40)),             # noqa: E731
+                        (c * 5 + rng.integers(0, 5, 40)) % channels)
+    root.mkdir()
+    write_ntidigits(root / "n-tidigits.hdf5", {
+        split: {f"{n}-{k}-{d}": sample(c) for c, d in enumerate(names) for k in range(2)
+                for n in ("man", "woman")} for split in ("train", "test")})
+    for split in ("train", "test"):
+        cls = np.arange(20).repeat(2)
+        samples = [sample(int(c)) for c in cls]
+        write_shd(root / f"shd_{split}.h5", [t for t, _ in samples], [u for _, u in samples],
+                  cls)
+    return root
+
+
+@pytest.mark.parametrize("name, frame, classes, n", [("ntidigits", [1, 64, 1], 11, 44),
+                                                     ("shd", [1, 700, 1], 20, 40)])
+def test_an_audio_set_trains_end_to_end(tmp_path, name, frame, classes, n):
+    pytest.importorskip("h5py")
+    folder = _audio_files(tmp_path / "audio", 64, fs.data.NTIDIGITS_CLASSES)
+    out = tmp_path / "out"
+    assert run("--model", "mamba-spike", "--data", name, "--path", str(folder), "--epochs", "1",
+               "--steps", "6", "--channels", "4", "--d-model", "8", "--layers", "1",
+               "--d-state", "4", "--batch-size", "8", "--out", str(out), "--no-progress") == 0
+    s = json.load(open(out / "summary.json"))
+    assert s["dataset"]["name"] == name and s["dataset"]["frame"] == frame
+    assert s["dataset"]["classes"] == classes
+    assert s["dataset"]["train"] == n and s["dataset"]["test"] == n
+    # a one-row frame pools the channels only: 4 channels at W / 4 positions
+    assert s["parameters"] == fs.models.count_parameters(
+        fs.models.MambaSpike(tuple(frame), classes, channels=4, d_model=8, n_layers=1,
+                             d_state=4))
+    assert len(s["epochs"]) == 1 and 0 <= s["final_test_accuracy"] <= 1
+
+
+def test_shd_defaults_to_the_ntidigits_model_over_100_steps():
+    cfg = MambaSpikeConfig(data="shd", path="/x").resolved()
+    p = fs.models.MAMBA_SPIKE_PRESETS["ntidigits"]
+    assert (cfg.steps, cfg.channels, cfg.d_model, cfg.n_layers) == (100, p.channels, p.d_model,
+                                                                     p.n_layers)
+
+
 def test_limits_take_a_random_subset_of_an_event_folder(tmp_path):
     folder = _nmnist_folder(tmp_path / "nmnist", per_class=3)
     cfg = MambaSpikeConfig(data="nmnist", path=str(folder), limit_train=10, limit_test=5,
@@ -141,7 +186,7 @@ def test_limits_take_a_random_subset_of_an_event_folder(tmp_path):
     (["--channels", "8"], "--channels: only with --model mamba-spike"),
     (["--data", "nmnist"], "--data nmnist is for --model mamba-spike"),
     (["--model", "mamba-spike", "--data", "mnist"], "--data mnist is for --model mlp"),
-    (["--model", "mamba-spike", "--data", "shd"], "holds audio channels, not frames"),
+    (["--model", "mamba-spike", "--data", "shd"], "shd needs path"),
     (["--model", "mamba-spike", "--data", "nmnist"], "nmnist needs path"),
     (["--model", "mamba-spike", "--path", "/tmp"], "path is only for event sets"),
     (["--model", "mamba-spike", "--bin-us", "5"], "bin_us is only for event sets"),

@@ -51,14 +51,28 @@ class MambaSpikePreset:
     num_classes: int
 
 
-# Parameter counts (tests/models/test_mamba_spike.py): sequential MNIST
-# 903,626; N-MNIST 1.03 M; DVS Gesture and CIFAR10-DVS 36.25 M.
+# Parameter counts (tests/train/test_mamba_spike.py): sequential MNIST
+# 903,626; N-MNIST 1.03 M; DVS Gesture and CIFAR10-DVS 36.25 M; N-TIDIGITS
+# 633,131 (the notes' 0.63 M): its 64 channels are a (1, 64, 1) frame, the
+# same 3x3 convolutions, pooled along the channels only (_pool_shape below).
 PRESETS = {
     "smnist": MambaSpikePreset((28, 28, 2), 100, 64, 128, 4, 16, 10),
     "nmnist": MambaSpikePreset((34, 34, 2), 300, 64, 128, 4, 16, 10),
     "dvs_gesture": MambaSpikePreset((128, 128, 2), 500, 128, 256, 6, 16, 11),
     "cifar10_dvs": MambaSpikePreset((128, 128, 2), 100, 128, 256, 6, 16, 10),
+    "ntidigits": MambaSpikePreset((1, 64, 1), 300, 64, 128, 4, 16, 11),
 }
+
+# Audio frames (SHD, N-TIDIGITS: flashsnn.data's (1, channels, 1)) are one
+# row high: the front end's 2x2 pools become 1x2 there, so the two pools take
+# 64 channels to 16 positions. With the 3x3 convolutions kept, the N-TIDIGITS
+# recipe has 633,131 parameters, the notes' 0.63 M; kernel-3 1-D convolutions
+# would give 614,603, farther from it.
+
+
+def _pool_shape(H: int, W: int) -> tuple:
+    """The front end's pool window: 2x2, or 1x2 for a one-row frame."""
+    return (1 if H == 1 else 2, 2)
 
 
 # The paper's options for the front end's neurons, on flashsnn's families:
@@ -150,15 +164,15 @@ class MambaBlock(nn.Module):
 
 
 class _SpikingConv(nn.Module):
-    """conv3x3 (-> maxpool 2) -> LIF, with the 1x1 conv of the layer's
+    """conv3x3 (-> maxpool ``pool``) -> LIF, with the 1x1 conv of the layer's
     previous spikes added to the LIF's input from the second step on."""
 
-    def __init__(self, c_in: int, c_out: int, pool: bool, neuron: str, beta, threshold,
+    def __init__(self, c_in: int, c_out: int, pool, neuron: str, beta, threshold,
                  spike_grad, learn_beta: bool, learn_threshold: bool, backend: str):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.rec = nn.Conv2d(c_out, c_out, 1)
-        self.pool = nn.MaxPool2d(2) if pool else None
+        self.pool = nn.MaxPool2d(pool, stride=pool) if pool else None
         if learn_beta and not isinstance(beta, mx.array):
             beta = mx.full((c_out,), float(beta))  # per channel, as the paper's option
         if learn_threshold and not isinstance(threshold, mx.array):
@@ -197,7 +211,9 @@ class MambaSpike(nn.Module):
     Mamba-1 backbone, mean-pooled head.
 
     Args:
-        in_shape: one frame, ``(H, W, C)`` channels-last (C = 2 polarities).
+        in_shape: one frame, ``(H, W, C)`` channels-last (C = 2 polarities);
+            audio channels as a one-row frame ``(1, channels, 1)``, pooled
+            along the channels only.
         num_classes: classes of the head.
         channels: the third conv's channels (the first two have 32).
         d_model, n_layers, d_state: the backbone's width, depth, states.
@@ -244,16 +260,17 @@ class MambaSpike(nn.Module):
         if neuron not in NEURONS:
             raise ValueError(f"[{OP}] unknown neuron {neuron!r}; valid: {', '.join(NEURONS)}")
         H, W, C = in_shape
-        if H < 4 or W < 4:
-            raise ValueError(f"[{OP}] frames must be at least 4x4 (two 2x2 pools); got "
-                             f"{H}x{W}")
+        if not (H >= 4 or H == 1) or W < 4:
+            raise ValueError(f"[{OP}] frames must be at least 4x4 (two 2x2 pools), or one row "
+                             f"at least 4 wide (audio, two 1x2 pools); got {H}x{W}")
         self.in_shape, self.window = in_shape, int(window)
+        pool = _pool_shape(H, W)
         grad = spike_grad if spike_grad is not None else _surrogate.fast_sigmoid(slope=25)
         lif = dict(neuron=neuron, beta=beta, threshold=threshold, spike_grad=grad,
                    learn_beta=learn_beta, learn_threshold=learn_threshold, backend=lif_backend)
-        self.front = [_SpikingConv(C, 32, True, **lif), _SpikingConv(32, 32, True, **lif),
-                      _SpikingConv(32, channels, False, **lif)]
-        self.features = (H // 4) * (W // 4) * channels
+        self.front = [_SpikingConv(C, 32, pool, **lif), _SpikingConv(32, 32, pool, **lif),
+                      _SpikingConv(32, channels, None, **lif)]
+        self.features = (H // pool[0] ** 2) * (W // 4) * channels
         self.interface = nn.Linear(self.features, d_model)
         self.blocks = [MambaBlock(d_model, d_state, backend=scan_backend)
                        for _ in range(n_layers)]

@@ -71,11 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp: the spiking MLP (default); mamba-spike: spiking conv front end "
                         "+ Mamba-1 backbone (its own options below)")
-    p.add_argument("--data", choices=tuple(dict.fromkeys(NAMES + cli_mamba.DATA + ("shd",
-                   "ntidigits"))), default="digits",
+    p.add_argument("--data", choices=tuple(dict.fromkeys(NAMES + cli_mamba.DATA)),
+                   default="digits",
                    help="digits: scikit-learn's bundled 8x8 digits (default, no download); "
-                        "mnist: IDX files in --path (mlp); nmnist, dvs_gesture, cifar10_dvs: "
-                        "event folders in --path (mamba-spike, docs/events.md)")
+                        "mnist: IDX files in --path (mlp); nmnist, dvs_gesture, cifar10_dvs, "
+                        "ntidigits, shd: event files in --path (mamba-spike, docs/events.md)")
     p.add_argument("--path", metavar="DIR", help="folder with the MNIST IDX files "
                    "(train-images-idx3-ubyte[.gz], ...) or the event dataset")
     p.add_argument("--preset", choices=tuple(PRESETS), default=None,

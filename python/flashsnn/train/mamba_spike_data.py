@@ -1,7 +1,8 @@
 """What ``flashsnn train --model mamba-spike`` trains on: scikit-learn's
 8x8 digits coded as ON/OFF spike frames (no download), or an event dataset
 from a local folder (``flashsnn.data.load_events``), both as frames
-``[T, B, H, W, 2]`` (time first, channels last).
+``[T, B, H, W, P]`` (time first, channels last; the audio sets' frames are
+one row of channels, ``(1, channels, 1)``).
 
 Digits follow the public code's "sequential MNIST" coding (T Bernoulli
 steps, ON with probability ``0.1 * pixel``, OFF with ``0.05 * (1 - pixel)``)
@@ -19,10 +20,11 @@ import mlx.core as mx
 from .. import data as _data
 
 OP = "train mamba-spike"
-# The recipes' frame sets; SHD and N-TIDIGITS (audio channels, not frames)
-# have no front end in flashsnn.models.MambaSpike (docs/mamba-spike.md).
+# The recipes' frame sets, and the audio sets, whose one-row frames the
+# front end pools along the channels only (flashsnn.models.mamba_spike).
 FRAME_SETS = ("nmnist", "dvs_gesture", "cifar10_dvs")
-AUDIO_SETS = ("shd", "ntidigits")
+AUDIO_SETS = ("ntidigits", "shd")
+EVENT_SETS = FRAME_SETS + AUDIO_SETS
 
 
 def on_off_frames(x: mx.array, steps: int, key: mx.array, *, gain: float = 1.0,
@@ -77,13 +79,9 @@ class EventFrames:
 
     def __init__(self, name: str, path: str, steps: int, bin_us, denoise_us, seed: int,
                  limit_train=None, limit_test=None):
-        if name in AUDIO_SETS:
-            raise ValueError(f"[{OP}] {name} holds audio channels, not frames; MambaSpike's "
-                             f"convolutional front end takes frames: "
-                             f"{', '.join(FRAME_SETS)} (docs/mamba-spike.md)")
-        if name not in FRAME_SETS:
+        if name not in EVENT_SETS:
             raise ValueError(f"[{OP}] unknown event dataset {name!r}; valid: "
-                             f"{', '.join(FRAME_SETS)}")
+                             f"{', '.join(EVENT_SETS)}")
         ds = _data.load_events(name, path).limit(limit_train, limit_test,
                                                  rng=np.random.default_rng(seed))
         self.ds, self.steps, self.bin_us, self.denoise_us = ds, steps, bin_us, denoise_us
