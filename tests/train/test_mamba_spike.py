@@ -25,7 +25,7 @@ def hand_count(H, W, C, channels, d_model, n_layers, N, classes):
     conv = lambda ci, co, k: ci * co * k * k + co  # noqa: E731 (with bias)
     front = (conv(C, 32, 3) + conv(32, 32, 1) + conv(32, 32, 3) + conv(32, 32, 1)
              + conv(32, channels, 3) + conv(channels, channels, 1))
-    features = (H // 4) * (W // 4) * channels
+    features = (H // 4 if H > 1 else 1) * (W // 4) * channels  # a one-row frame pools W only
     interface = features * d_model + d_model
     d_inner, r = 2 * d_model, math.ceil(d_model / 16)
     block = (2 * d_model                       # LayerNorm
@@ -45,8 +45,13 @@ def test_preset_parameter_counts(name):
     model = fs.models.MambaSpike.from_preset(name)
     want = hand_count(*p.in_shape, p.channels, p.d_model, p.n_layers, p.d_state, p.num_classes)
     assert fs.models.count_parameters(model) == want
+    # the notes' counts, computed from the public code
+    notes = {"smnist": 903_626, "nmnist": 1.03e6, "dvs_gesture": 36.25e6,
+             "cifar10_dvs": 36.25e6, "ntidigits": 0.63e6}
     if name == "smnist":
-        assert want == 903_626  # the recipe's count in the public code
+        assert want == notes[name]
+    else:
+        assert round(want / 1e6, 2) == notes[name] / 1e6, want
 
 
 def loop_block(blk, x):
@@ -98,10 +103,13 @@ def test_mamba_block_against_a_loop(backend):
     assert abs(l1.item() - l2.item()) <= 1e-4 * abs(l2.item())
     flat1, flat2 = dict(tree_flatten(g1)), dict(tree_flatten(g2))
     assert set(flat1) == set(flat2) and len(flat1) == 10
+    # the GPU's reductions sum in another order: norm.weight's gradient was
+    # 1.2e-5 off on an H200 (fused), under 1e-5 everywhere on the CPU
+    tol = 1e-5 if mx.default_device() == mx.cpu else 5e-5
     for k in flat1:
         a, b = np.array(flat1[k]), np.array(flat2[k])
         rel = np.sqrt(((a - b) ** 2).mean()) / (np.sqrt((b ** 2).mean()) + 1e-30)
-        assert rel < 1e-5, (k, rel)
+        assert rel < tol, (k, rel)
 
 
 def test_front_end_against_a_hand_recurrence():
@@ -252,6 +260,11 @@ def test_errors_name_the_model_and_the_choices():
         fs.models.MambaSpike(neuron="srm")
     with pytest.raises(ValueError, match=r"\[MambaSpike\] in_shape must be \(H, W, C\)"):
         fs.models.MambaSpike((28, 28))
+    with pytest.raises(ValueError, match=r"\[MambaSpike\] frames must be at least 4x4 \(two 2x2 "
+                                         r"pools\), or one row at least 4 wide .*got 2x64"):
+        fs.models.MambaSpike((2, 64, 1))
+    with pytest.raises(ValueError, match=r"got 1x3"):
+        fs.models.MambaSpike((1, 3, 1))
     with pytest.raises(ValueError, match=r"\[MambaSpike\] d_model must be a positive int"):
         fs.models.MambaSpike(d_model=0)
     model = fs.models.MambaSpike((8, 8, 2), 3, channels=2, d_model=8, n_layers=1, d_state=2)

@@ -45,6 +45,18 @@ MARGIN = 1e-4
 SEED, X_SEED, FRONT_GAIN = 0, 2, 2.0
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _mlx_on_the_cpu():
+    """PyTorch runs on the CPU here, so MLX does too: with FLASHSNN_TEST_DEVICE=gpu
+    an H200's convolutions and products rounded differently enough (logits 2.5e-4
+    apart, 7 of 2688 spikes flipped) to defeat the spike-for-spike comparison.
+    The fused kernels on the GPU are checked against the reference in tests/ops."""
+    device = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    yield
+    mx.set_default_device(device)
+
+
 def rel_rms(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.sqrt(((a - b) ** 2).sum() / max((b ** 2).sum(), 1e-30)))
@@ -246,3 +258,29 @@ def test_train_torch_and_evaluate(bias_correction):
     assert any(not torch.equal(a, b) for a, b in zip(before, t.parameters()))
     acc = mst.evaluate(t, eval_x, eval_y, batch_size=4)
     assert 0.0 <= acc <= 1.0
+
+
+def test_one_row_frames_match_flashsnn():
+    """Audio channels as a one-row frame pool along the channels only, in
+    both frameworks: same spikes and logits from the same weights."""
+    shape = (1, 16, 1)
+    # weights' and input's seeds picked as above: every membrane at least
+    # 4.9e-4 from the threshold, and the third layer fires (1% of its spikes)
+    w_seed, x_seed = 2, 0
+    mx.random.seed(w_seed)
+    m = fs.models.MambaSpike(shape, CLASSES, **SMALL, **BACKENDS["fused"])
+    for layer in m.front:
+        layer.conv.weight = layer.conv.weight * FRONT_GAIN
+    mx.eval(m.parameters())
+    t = mst.TorchMambaSpike(shape, CLASSES, **SMALL)
+    mst.copy_from_mlx(t, m)
+    x = (np.random.default_rng(x_seed).random((T, B, *shape)) < 0.4).astype(np.float32)
+    want = run_mlx(m, x)
+    got = t(torch.from_numpy(x), record=True)
+    for i, width in ((1, 8), (2, 4), (3, 4)):
+        gap = float((got[f"mem{i}"].detach() - 1.0).abs().min())
+        assert gap > MARGIN, f"layer {i}: a membrane within {gap:.2e} of the threshold"
+        s_mx, s_t = np.array(want[f"spk{i}"]), nchw_to_nhwc(got[f"spk{i}"])
+        assert s_mx.shape[2:4] == (1, width) and s_t.sum() > 0
+        np.testing.assert_array_equal(s_t, s_mx, err_msg=f"spk{i}")
+    assert rel_rms(to_np(got["logits"]), np.array(want["logits"])) <= 1e-5
