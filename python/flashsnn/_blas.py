@@ -426,6 +426,8 @@ def notice(device=None, command: str = "flashsnn") -> None:
     if str(device) != "cpu":
         return
     _notified = True
-    print(f"{command}: MLX's matrix products run on the {info['blas']} BLAS bundled with "
-          f"MLX, not OpenBLAS ({info['reason']}): "
-          + MEASURED + ". See docs/blas.md.", file=sys.stderr)
+    # MEASURED is the reference BLAS's cost; another MLX build's is unknown
+    which, cost = (("the reference BLAS bundled with mlx-cpu", ": " + MEASURED)
+                   if info["blas"] == "reference" else ("the BLAS bundled with MLX", ""))
+    print(f"{command}: MLX's matrix products run on {which}, not OpenBLAS "
+          f"({info['reason']}){cost}. See docs/blas.md.", file=sys.stderr)
