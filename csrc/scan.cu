@@ -1,17 +1,20 @@
 // The selective scan's launch API (scan.h) and its sum kernel; the scan
-// kernels are in scan_<dtype>.cu (scan_kernels.cuh), for the state counts of
-// scan_spl. Symbols become CUfunctions through this extension's cudart, as
-// the families' (family.cu, resolve_kernel).
+// kernels are in scan_<dtype>.cu (scan_kernels.cuh), for the lane and state
+// counts of scan_lanes and scan_spl. Symbols become CUfunctions through
+// this extension's cudart, as the families' (family.cu, resolve_kernel).
 #include <cuda_runtime.h>
 
 #include "family.h"
 #include "scan.cuh"
 
+// The kernels' lane cap, for the host compiler's check (scan.h).
+extern "C" const int FLASHSNN_SCAN_CAP_NAME(FLASHSNN_SCAN_LANES_CAP) = FLASHSNN_SCAN_LANES_CAP;
+
 namespace flashsnn::cuda {
 
 // scan_kernels.cuh, instantiated in scan_<dtype>.cu.
 template <typename T>
-const void* scan_symbol(bool backward, int spl);
+const void* scan_symbol(bool backward, int N);
 
 namespace {
 
@@ -22,11 +25,10 @@ __global__ void __launch_bounds__(kScanSumBlock)
 
 const void* symbol_of(bool backward, int dtype, int64_t N) {
   if (N < 1 || N > kScanMaxN) return nullptr;
-  const int spl = scan_spl(N);
   switch (dtype) {
-    case kFloat32: return scan_symbol<float>(backward, spl);
-    case kFloat16: return scan_symbol<__half>(backward, spl);
-    case kBFloat16: return scan_symbol<__nv_bfloat16>(backward, spl);
+    case kFloat32: return scan_symbol<float>(backward, int(N));
+    case kFloat16: return scan_symbol<__half>(backward, int(N));
+    case kBFloat16: return scan_symbol<__nv_bfloat16>(backward, int(N));
     default: return nullptr;
   }
 }

@@ -19,6 +19,9 @@
 
 using namespace flashsnn::cuda;
 
+// The lane cap's link-time check (csrc/scan.h), as csrc/scan.cu defines it.
+extern "C" const int FLASHSNN_SCAN_CAP_NAME(FLASHSNN_SCAN_LANES_CAP) = FLASHSNN_SCAN_LANES_CAP;
+
 namespace {
 
 // __host__ __device__ only because scan.cuh's functions are; never on a GPU.
@@ -38,11 +41,12 @@ struct HostSync {
     barrier();
     return r;
   }
-  // lane: of this thread's warp (32 threads), as __shfl_sync.
-  __host__ __device__ float shfl(float v, int lane) {
+  // lane: of this thread's segment of `width` lanes (a power of two up to
+  // 32), as __shfl_sync.
+  __host__ __device__ float shfl(float v, int lane, int width) {
     slots[t] = v;
     barrier();
-    const float r = slots[(t & ~31) + lane];
+    const float r = slots[(t & ~(width - 1)) + lane % width];
     barrier();
     return r;
   }
@@ -52,30 +56,29 @@ struct Block {
   const ScanParams* p;
   int64_t blk;
   bool bwd;
-  int spl;
   float* red;
   float* slots;
   pthread_barrier_t* bar;
 };
 
-template <typename T, int SPL>
-void thread_body(const Block& k, int t) {
-  HostSync sync{k.bar, k.slots, t};
-  if (k.bwd) {
-    scan_backward_block<T, SPL>(*k.p, k.blk, t, k.red, sync);
-  } else {
-    scan_forward_thread<T, SPL>(*k.p, k.blk * scan_block_threads(false) + t, sync);
-  }
-}
-
+// The kernel's body for the lanes and states per lane of p.N, as
+// scan_kernels.cuh picks it (scan_with_config).
 template <typename T>
 struct Thread {
   const Block* k;
   int t;
   static void* go(void* arg) {
     auto* r = static_cast<Thread*>(arg);
-    if (r->k->spl == 1) thread_body<T, 1>(*r->k, r->t);
-    else thread_body<T, 2>(*r->k, r->t);
+    const Block& k = *r->k;
+    HostSync sync{k.bar, k.slots, r->t};
+    scan_with_config(k.p->N, [&](auto cfg) {
+      using C = decltype(cfg);
+      if (k.bwd) {
+        scan_backward_block<T, C::P, C::SPL>(*k.p, k.blk, r->t, k.red, sync);
+      } else {
+        scan_forward_thread<T, C::P, C::SPL>(*k.p, k.blk, r->t, sync);
+      }
+    });
     return nullptr;
   }
 };
@@ -90,7 +93,7 @@ void run(const ScanParams& p, bool bwd) {
     std::fill(slots.begin(), slots.end(), NAN);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, nullptr, W);
-    Block k{&p, blk, bwd, scan_spl(p.N), red.data(), slots.data(), &bar};
+    Block k{&p, blk, bwd, red.data(), slots.data(), &bar};
     std::vector<Thread<T>> runs(W);
     std::vector<pthread_t> th(W);
     for (unsigned t = 0; t < W; ++t) {
