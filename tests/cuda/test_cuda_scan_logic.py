@@ -4,8 +4,9 @@ and shared-memory sums (each GPU thread an OS thread), and the final sums,
 over the grids csrc/scan.cu launches. Outputs, last state and every
 gradient against the pure-MLX reference (and the fused CPU kernel), in
 every option, odd shapes, chunks shorter than L, both builds (one state per
-lane up to N = 32, two up to 64), 1 to 32 lanes per channel, and the three
-dtypes. Needs nvcc, not a GPU."""
+lane up to N = 32, two up to 64), 1 to 32 lanes per channel, the path
+without bounds checks and the checked one, and the three dtypes. Needs
+nvcc, not a GPU."""
 
 from __future__ import annotations
 
@@ -144,14 +145,32 @@ def test_shapes_and_both_state_builds(lib, b, L, D, N, chunk):
     check(lib, make(b, L, D, N), chunk=chunk)
 
 
+@pytest.mark.parametrize("b,L,D,N,chunk,kw", [
+    (2, 100, 8, 16, 64, {}), (1, 70, 4, 32, 64, {}), (1, 70, 4, 64, 64, {}),
+    (2, 45, 9, 16, 32, {}), (1, 40, 16, 8, 24, {}), (1, 33, 40, 4, 33, {}),
+    (1, 30, 64, 2, 16, {}), (1, 20, 128, 1, 20, {}), (2, 1, 8, 16, 64, {}),
+    (2, 40, 8, 16, 32, {"C_varies": False})])
+def test_spans_without_checks(lib, b, L, D, N, chunk, kw):
+    """The path without per-position checks (scan.cuh's kDense: N = P SPL,
+    B and C per step, every lane of the block with a channel, whole spans
+    inside a chunk or round) beside the checked one: 1 to 32 lanes and 2
+    states per lane (spans of several groups, several owned positions per
+    lane, the dD sums' redistribution), chunks and L ending mid-span, D = 9
+    (blocks with idle lanes next to full ones), L = 1, and a time-invariant
+    C at N = 16 (all checked)."""
+    check(lib, make(b, L, D, N, **kw), chunk=chunk)
+
+
 @pytest.mark.parametrize("dtype,rtol,atol", [(mx.float16, 3e-3, 5e-3), (mx.bfloat16, 3e-2, 5e-2)])
-def test_16_bit(lib, dtype, rtol, atol):
+@pytest.mark.parametrize("shape,chunk", [((2, 17, 35, 4), 6), ((2, 50, 8, 16), 32)])
+def test_16_bit(lib, dtype, rtol, atol, shape, chunk):
     """Against the fused CPU kernel in the same dtype (mamba_ssm's 16-bit
-    tolerances; both keep float32 states)."""
-    inp = make(2, 17, 35, 4, dtype=dtype)
+    tolerances; both keep float32 states); the second shape runs spans
+    without checks."""
+    inp = make(*shape, dtype=dtype)
     cot = cotangents(inp)
-    (yh, hh), gh = host(lib, inp, True, 6, cot)
-    (y, h), g = vjp(inp, "fused", cot, True, 6)
+    (yh, hh), gh = host(lib, inp, True, chunk, cot)
+    (y, h), g = vjp(inp, "fused", cot, True, chunk)
     for a, ref in [(yh, y), (hh, h), *((gh[n], g[n]) for n in g)]:
         np.testing.assert_allclose(np.array(a.astype(mx.float32)),
                                    np.array(ref.astype(mx.float32)), rtol=rtol,
