@@ -67,12 +67,12 @@ for job in "$@"; do
     tests)
       # TEST_PATHS (default: tests) picks a part, to split the suite over calls;
       # PYTEST_ARGS adds options (e.g. --durations=30). --dist loadfile, as
-      # .ci/run: module-scoped fixtures are built once per worker that runs a
-      # test of the module, and tests/cuda/test_cuda_compile.py's fixture
-      # compiles every csrc/*.cu with four nvcc jobs; spread over 16 workers
-      # that is up to 64 nvcc jobs on 16 cores, the likely reason about 2% of
-      # the suite never finished within a call (not yet rerun to confirm).
+      # .ci/run. The two nvcc host checks are left to CI: their module
+      # fixtures compile every kernel once per worker (137 s of setup each
+      # on 16 workers, 2026-12-04), which kept whole-suite runs from ending
+      # within a call.
       FLASHSNN_REQUIRE_KERNELS=1 FLASHSNN_TEST_DEVICE=gpu python3 -m pytest -q -p no:cacheprovider -n 16 --dist loadfile \
+        --ignore=tests/cuda/test_cuda_compile.py --ignore=tests/cuda/test_cuda_kernel_logic.py \
         ${PYTEST_ARGS:-} ${TEST_PATHS:-tests} >"$OUT/gpu-tests.txt" 2>&1
       echo "rc $?"; grep -E "passed|failed|error" "$OUT/gpu-tests.txt" | tail -15 ;;
     fuzz)
