@@ -196,10 +196,14 @@ class _SpikingConv(nn.Module):
         # would continue from the one it stored on the last call (snnTorch's
         # convention), carrying one batch's state into the next. One-step
         # sequence() calls are pure and store nothing.
+        # The 1x1 feedback conv as a product over channels (the same weights):
+        # a compiled digits training step took 4-5% less than through
+        # nn.Conv2d (76.8 / 84.6 against 79.8 / 89.4 ms, two runs, 2-core CPU).
+        w, bias = self.rec.weight.reshape(self.rec.weight.shape[0], -1).T, self.rec.bias
         spk, out = None, []
         states = [mx.zeros_like(cur[0]) for _ in self.lif._states]
         for t, c_t in enumerate(_unstack(cur)):
-            c = c_t if spk is None else c_t + self.rec(spk)
+            c = c_t if spk is None else c_t + (spk @ w + bias)
             s, *states = self.lif.sequence(c[None], *states)
             spk = s[0]
             out.append(spk)
