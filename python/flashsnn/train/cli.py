@@ -108,6 +108,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true",
                    help="run the training step without mx.compile (default: the whole step "
                         "is one compiled function)")
+    p.add_argument("--save", metavar="DIR", help="write a checkpoint into DIR after every "
+                   "epoch (model and optimizer state in safetensors, config, epoch, random "
+                   "state; replaced atomically: docs/training.md)")
+    p.add_argument("--resume", metavar="DIR", help="go on from the checkpoint in DIR (same "
+                   "options; --epochs is the total and may grow) and keep saving there "
+                   "unless --save names another folder")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
     cli_mamba.add_arguments(p, _positive_int, _positive_float)
@@ -152,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                       lr=args.lr, beta=args.beta, seed=args.seed, backend=args.backend,
                       out=args.out, limit_train=args.limit_train, limit_test=args.limit_test,
                       progress=not args.no_progress, compile=not args.no_compile,
-                      device=args.device)
+                      device=args.device, save=args.save, resume=args.resume)
     try:
         train(cfg)
     except (FileNotFoundError, ValueError, ImportError, OSError) as e:

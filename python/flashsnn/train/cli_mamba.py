@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, fail) -> int:
         denoise_us=args.denoise_us, seed=args.seed, lif_backend=backend, scan_backend=backend, out=args.out,
         limit_train=args.limit_train, limit_test=args.limit_test,
         progress=not args.no_progress, compile=not args.no_compile, device=args.device,
+        save=args.save, resume=args.resume,
         **({"lr": args.lr} if args.lr is not None else {}))
     try:
         train_mamba_spike(cfg)

@@ -27,6 +27,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 
 from .. import data as _data, encoding, functional, memory
+from . import checkpoint
 from .._device import device_name, resolve_device
 from ..models import PRESETS, SpikingMLP
 from .step import make_train_step
@@ -55,6 +56,8 @@ class TrainConfig:
     progress: bool = True
     compile: bool = True
     device: str | None = None      # "cpu" or "gpu"; None: MLX's default device
+    save: str | None = None        # checkpoint folder, written after every epoch
+    resume: str | None = None      # checkpoint folder to go on from (and save to)
 
     def resolved(self) -> "TrainConfig":
         """A copy with the preset's values filled in and the output folder set."""
@@ -146,6 +149,15 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
         _, mem = m(x)
         return functional.membrane_ce(mem, y)
 
+    epochs, first, untrained = [], 1, None
+    if cfg.resume:                  # before the step: a compiled step holds opt.state
+        st = checkpoint.load(cfg.resume, model, opt, kind="mlp", config=asdict(cfg))
+        epochs, first, rng = st["epochs"], st["epoch"] + 1, st["rng"]
+        train_key, untrained = st["keys"]["train"], st["extra"].get("untrained_test_accuracy")
+        if first > cfg.epochs:
+            raise ValueError(f"[train] {cfg.resume} already ends epoch {st['epoch']} of "
+                             f"--epochs {cfg.epochs}: ask for more epochs to go on")
+    save_to = cfg.save or cfg.resume
     step = make_train_step(model, opt, loss_fn, compile=cfg.compile)
     x_test = encoding.rate(mx.array(ds.x_test), cfg.steps, key=test_key)
     mx.eval(x_test)
@@ -154,14 +166,17 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
         f"lr {cfg.lr}, batch {cfg.batch_size}, T {cfg.steps}), {cfg.epochs} epochs, "
         f"backend {cfg.backend}, seed {cfg.seed}, device {device_name(device)}, "
         f"{'compiled' if cfg.compile else 'uncompiled'} step")
-    untrained = _evaluate(model, x_test, ds.y_test)
-    log(f"untrained test accuracy {100 * untrained:.2f}%")
+    if cfg.resume:
+        log(f"resumed from {cfg.resume} after epoch {first - 1}")
+    else:
+        untrained = _evaluate(model, x_test, ds.y_test)
+        log(f"untrained test accuracy {100 * untrained:.2f}%")
 
-    epochs, all_total, all_batch, all_compute = [], [], [], []
+    all_total, all_batch, all_compute = [], [], []
     progress = cfg.progress and sys.stderr.isatty()
     n_batches = -(-len(ds.y_train) // cfg.batch_size)
     t_run = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(first, cfg.epochs + 1):
         mx.reset_peak_memory()
         memory.reset_peak_memory()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -203,6 +218,10 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
             f"step {st['median']:.2f} ms median (mean {st['mean']:.2f} = batch "
             f"{st['batch']:.2f} + step {st['compute']:.2f} + host {st['host']:.2f})  "
             f"eval {eval_s:5.2f} s  peak {e['peak_memory_mb']:7.1f} MB")
+        if save_to:
+            checkpoint.save(save_to, model, opt, kind="mlp", config=asdict(cfg), epoch=epoch,
+                            epochs=epochs, rng=rng, keys={"train": train_key},
+                            extra={"untrained_test_accuracy": untrained})
     total_s = time.perf_counter() - t_run
 
     rec = model(x_test[:, :1], record=True)

@@ -34,6 +34,7 @@ import mlx.optimizers as optim
 
 from .. import memory
 from .._device import device_name, resolve_device
+from . import checkpoint
 from ..models import MAMBA_SPIKE_PRESETS, MambaSpike, count_parameters
 from .mamba_spike_data import EVENT_SETS, DigitsFrames, EventFrames
 from .step import make_train_step
@@ -80,6 +81,8 @@ class MambaSpikeConfig:
     progress: bool = True
     compile: bool = True
     device: str | None = None
+    save: str | None = None          # checkpoint folder, written after every epoch
+    resume: str | None = None        # checkpoint folder to go on from (and save to)
 
     def resolved(self) -> "MambaSpikeConfig":
         c = MambaSpikeConfig(**asdict(self))
@@ -186,6 +189,17 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
     mx.eval(model.parameters())
     n_batches = -(-src.n_train // cfg.batch_size)
     opt = make_optimizer(cfg, cfg.epochs * n_batches)
+    epochs, first, untrained = [], 1, None
+    if cfg.resume:                  # before the step: a compiled step holds opt.state
+        st = checkpoint.load(cfg.resume, model, opt, kind="mamba-spike", config=asdict(cfg))
+        epochs, first, rng = st["epochs"], st["epoch"] + 1, st["rng"]
+        untrained = st["extra"].get("untrained_test_accuracy")
+        if "data" in st["keys"]:
+            src.key = st["keys"]["data"]
+        if first > cfg.epochs:
+            raise ValueError(f"[{OP}] {cfg.resume} already ends epoch {st['epoch']} of "
+                             f"--epochs {cfg.epochs}: ask for more epochs to go on")
+    save_to = cfg.save or cfg.resume
     step = make_step(model, opt, cfg.clip, cfg.compile)
     d = src.describe
     log(f"flashsnn train --model mamba-spike: {d['name']} ({d['train']} train, {d['test']} "
@@ -194,11 +208,14 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
         f"threshold {cfg.threshold:g}), batch {cfg.batch_size}, AdamW lr {cfg.lr:g} -> {cfg.lr_min:g} "
         f"(cosine), {cfg.epochs} epochs, seed {cfg.seed}, device {device_name(device)}, "
         f"{'compiled' if cfg.compile else 'uncompiled'} step")
-    untrained = evaluate(model, src)
-    log(f"untrained test accuracy {100 * untrained:.2f}%")
+    if cfg.resume:
+        log(f"resumed from {cfg.resume} after epoch {first - 1}")
+    else:
+        untrained = evaluate(model, src)
+        log(f"untrained test accuracy {100 * untrained:.2f}%")
     progress = cfg.progress and sys.stderr.isatty()
-    epochs, t_run = [], time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    t_run = time.perf_counter()
+    for epoch in range(first, cfg.epochs + 1):
         mx.reset_peak_memory()
         memory.reset_peak_memory()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -227,6 +244,11 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
             f"{100 * acc:6.2f}%  train {train_s:6.2f} s (cpu {train_cpu:6.2f} s)  step "
             f"{e['median_step_ms']:.1f} ms median  lr {e['learning_rate']:.2e}  peak "
             f"{e['peak_memory_mb']:7.1f} MB")
+        if save_to:
+            checkpoint.save(save_to, model, opt, kind="mamba-spike", config=asdict(cfg),
+                            epoch=epoch, epochs=epochs, rng=rng,
+                            keys={"data": src.key} if hasattr(src, "key") else {},
+                            extra={"untrained_test_accuracy": untrained})
     sample = src.sample()
     rec = model(mx.array(sample)[:, None], record=True)
     times = [e["train_seconds"] for e in epochs]
