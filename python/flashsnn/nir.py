@@ -108,6 +108,8 @@ def _param(a: np.ndarray):
 
 
 def _f32(a) -> np.ndarray:
+    if hasattr(a, "detach"):  # snnTorch's export leaves torch tensors in Conv2d nodes
+        a = a.detach().cpu().numpy()
     return np.array(a, dtype=np.float32)
 
 
