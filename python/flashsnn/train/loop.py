@@ -27,7 +27,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 
 from .. import data as _data, encoding, functional, memory
-from . import checkpoint
+from . import checkpoint, distributed
 from .._device import device_name, resolve_device
 from ..models import PRESETS, SpikingMLP
 from .step import make_train_step
@@ -77,13 +77,18 @@ class TrainConfig:
         return c
 
 
-def _evaluate(model, x: mx.array, y: np.ndarray) -> float:
+def _evaluate(model, x: mx.array, y: np.ndarray, group=None) -> float:
+    """Test accuracy; with a group, each process counts its rows, summed."""
+    n = len(y)
+    if group is not None:
+        part = distributed.rows(n, group)
+        x, y = x[:, part], y[part]
     correct = 0
     for i in range(0, len(y), EVAL_BATCH):
         _, mem = model(x[:, i:i + EVAL_BATCH])
         pred = np.array(mx.argmax(mem, axis=-1))
         correct += int((pred == y[i:i + EVAL_BATCH]).sum())
-    return correct / len(y)
+    return (distributed.total(correct, group) if group is not None else correct) / n
 
 
 def _machine() -> dict:
@@ -135,6 +140,10 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
     ds = _data.load(cfg.data, cfg.path).limit(cfg.limit_train, cfg.limit_test)
     if len(ds.y_train) == 0 or len(ds.y_test) == 0:
         raise ValueError(f"[train] empty split: {ds}")
+    group = distributed.group()
+    lead = group.rank() == 0          # the one process that logs and writes
+    if not lead:
+        log = distributed.quiet
     os.makedirs(cfg.out, exist_ok=True)
 
     mx.random.seed(cfg.seed)                                  # weight init
@@ -158,22 +167,22 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
             raise ValueError(f"[train] {cfg.resume} already ends epoch {st['epoch']} of "
                              f"--epochs {cfg.epochs}: ask for more epochs to go on")
     save_to = cfg.save or cfg.resume
-    step = make_train_step(model, opt, loss_fn, compile=cfg.compile)
+    step = make_train_step(model, opt, loss_fn, compile=cfg.compile, group=group)
     x_test = encoding.rate(mx.array(ds.x_test), cfg.steps, key=test_key)
     mx.eval(x_test)
 
     log(f"flashsnn train: {ds}, preset {cfg.preset} (beta {cfg.beta}, hidden {cfg.hidden}, "
         f"lr {cfg.lr}, batch {cfg.batch_size}, T {cfg.steps}), {cfg.epochs} epochs, "
         f"backend {cfg.backend}, seed {cfg.seed}, device {device_name(device)}, "
-        f"{'compiled' if cfg.compile else 'uncompiled'} step")
+        f"{'compiled' if cfg.compile else 'uncompiled'} step{distributed.describe(group)}")
     if cfg.resume:
         log(f"resumed from {cfg.resume} after epoch {first - 1}")
     else:
-        untrained = _evaluate(model, x_test, ds.y_test)
+        untrained = _evaluate(model, x_test, ds.y_test, group)
         log(f"untrained test accuracy {100 * untrained:.2f}%")
 
     all_total, all_batch, all_compute = [], [], []
-    progress = cfg.progress and sys.stderr.isatty()
+    progress = cfg.progress and sys.stderr.isatty() and lead
     n_batches = -(-len(ds.y_train) // cfg.batch_size)
     t_run = time.perf_counter()
     for epoch in range(first, cfg.epochs + 1):
@@ -187,10 +196,11 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
         t_end = time.perf_counter()
         for xb, yb in bar:
             train_key, sub = mx.random.split(train_key)
-            x = encoding.rate(mx.array(xb), cfg.steps, key=sub)
-            y = mx.array(yb)
+            # the whole batch coded as one process would, then this process's rows
+            x, y, kw = distributed.shard(encoding.rate(mx.array(xb), cfg.steps, key=sub),
+                                         mx.array(yb), group)
             t_step = time.perf_counter()
-            loss = step(x, y)
+            loss = step(x, y, **kw)
             mx.eval(loss, model.parameters(), opt.state)
             t_done = time.perf_counter()
             losses.append(loss.item())
@@ -206,7 +216,7 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
         all_compute += compute
         st = _step_times(total, batch, compute)
         t1 = time.perf_counter()
-        acc = _evaluate(model, x_test, ds.y_test)
+        acc = _evaluate(model, x_test, ds.y_test, group)
         eval_s = time.perf_counter() - t1
         e = {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": acc,
              "train_seconds": train_s, "train_cpu_seconds": train_cpu, "eval_seconds": eval_s,
@@ -218,7 +228,7 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
             f"step {st['median']:.2f} ms median (mean {st['mean']:.2f} = batch "
             f"{st['batch']:.2f} + step {st['compute']:.2f} + host {st['host']:.2f})  "
             f"eval {eval_s:5.2f} s  peak {e['peak_memory_mb']:7.1f} MB")
-        if save_to:
+        if save_to and lead:
             checkpoint.save(save_to, model, opt, kind="mlp", config=asdict(cfg), epoch=epoch,
                             epochs=epochs, rng=rng, keys={"train": train_key},
                             extra={"untrained_test_accuracy": untrained})
@@ -235,6 +245,7 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
         "dataset": {"name": ds.name, "train": len(ds.y_train), "test": len(ds.y_test),
                     "features": ds.num_features, "classes": ds.num_classes},
         "machine": _machine(),
+        "processes": group.size(),
         "untrained_test_accuracy": untrained,
         "epochs": epochs,
         "final_test_accuracy": epochs[-1]["test_accuracy"] if epochs else untrained,
@@ -253,9 +264,10 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
         "files": {"summary": os.path.join(cfg.out, "summary.json"),
                   "plot": os.path.join(cfg.out, "training.png")},
     }
-    with open(summary["files"]["summary"], "w") as f:
-        json.dump(summary, f, indent=2)
-    save_report(summary["files"]["plot"], summary, sample)
+    if lead:
+        with open(summary["files"]["summary"], "w") as f:
+            json.dump(summary, f, indent=2)
+        save_report(summary["files"]["plot"], summary, sample)
     log(f"final test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
         f"{100 * summary['best_test_accuracy']:.2f}%), median epoch "
         f"{summary['median_epoch_seconds'] or 0:.2f} s, median step "

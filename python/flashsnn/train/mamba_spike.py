@@ -34,7 +34,7 @@ import mlx.optimizers as optim
 
 from .. import memory
 from .._device import device_name, resolve_device
-from . import checkpoint
+from . import checkpoint, distributed
 from ..models import MAMBA_SPIKE_PRESETS, MambaSpike, count_parameters
 from .mamba_spike_data import EVENT_SETS, DigitsFrames, EventFrames
 from .step import make_train_step
@@ -139,19 +139,25 @@ class MambaSpikeConfig:
                           scan_backend=self.scan_backend)
 
 
-def evaluate(model, source) -> float:
-    """Test accuracy of ``model`` on ``source``'s test split."""
+def evaluate(model, source, group=None) -> float:
+    """Test accuracy of ``model`` on ``source``'s test split; with a
+    distributed group, each process counts its rows of every batch, summed."""
     correct = 0
     for x, y in source.test_batches(EVAL_BATCH):
+        if group is not None:
+            part = distributed.rows(len(y), group)
+            x, y = x[:, part], np.asarray(y)[part]
+            if len(y) == 0:
+                continue
         correct += int((np.array(mx.argmax(model(x), axis=-1)) == np.asarray(y)).sum())
-    return correct / source.n_test
+    return (distributed.total(correct, group) if group is not None else correct) / source.n_test
 
 
-def make_step(model, opt, clip: float, compile: bool):
+def make_step(model, opt, clip: float, compile: bool, group=None):
     """One AdamW step of the cross-entropy with the gradient's global norm
     clipped at ``clip`` (:func:`flashsnn.train.make_train_step`)."""
     return make_train_step(model, opt, lambda m, x, y: nn.losses.cross_entropy(m(x), y).mean(),
-                           compile=compile, clip=clip)
+                           compile=compile, clip=clip, group=group)
 
 
 def make_optimizer(cfg: "MambaSpikeConfig", total_steps: int) -> optim.AdamW:
@@ -182,6 +188,10 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
     from tqdm import tqdm
 
     src = cfg.source()
+    group = distributed.group()
+    lead = group.rank() == 0          # the one process that logs and writes
+    if not lead:
+        log = distributed.quiet
     os.makedirs(cfg.out, exist_ok=True)
     mx.random.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -200,20 +210,20 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
             raise ValueError(f"[{OP}] {cfg.resume} already ends epoch {st['epoch']} of "
                              f"--epochs {cfg.epochs}: ask for more epochs to go on")
     save_to = cfg.save or cfg.resume
-    step = make_step(model, opt, cfg.clip, cfg.compile)
+    step = make_step(model, opt, cfg.clip, cfg.compile, group)
     d = src.describe
     log(f"flashsnn train --model mamba-spike: {d['name']} ({d['train']} train, {d['test']} "
         f"test, {d['coding']}), {count_parameters(model):,} parameters (C {cfg.channels}, "
         f"d_model {cfg.d_model}, {cfg.n_layers} blocks, N {cfg.d_state}, {cfg.neuron}, "
         f"threshold {cfg.threshold:g}), batch {cfg.batch_size}, AdamW lr {cfg.lr:g} -> {cfg.lr_min:g} "
         f"(cosine), {cfg.epochs} epochs, seed {cfg.seed}, device {device_name(device)}, "
-        f"{'compiled' if cfg.compile else 'uncompiled'} step")
+        f"{'compiled' if cfg.compile else 'uncompiled'} step{distributed.describe(group)}")
     if cfg.resume:
         log(f"resumed from {cfg.resume} after epoch {first - 1}")
     else:
-        untrained = evaluate(model, src)
+        untrained = evaluate(model, src, group)
         log(f"untrained test accuracy {100 * untrained:.2f}%")
-    progress = cfg.progress and sys.stderr.isatty()
+    progress = cfg.progress and sys.stderr.isatty() and lead
     t_run = time.perf_counter()
     for epoch in range(first, cfg.epochs + 1):
         mx.reset_peak_memory()
@@ -224,15 +234,16 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
                    desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                    disable=not progress)
         for xb, yb in bar:
+            xb, yb, kw = distributed.shard(xb, yb, group)   # this process's rows
             t_s = time.perf_counter()
-            loss = step(xb, yb)
+            loss = step(xb, yb, **kw)
             mx.eval(loss, model.parameters(), opt.state)
             step_s.append(time.perf_counter() - t_s)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
         t1 = time.perf_counter()
-        acc = evaluate(model, src)
+        acc = evaluate(model, src, group)
         e = {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_accuracy": acc,
              "train_seconds": train_s, "train_cpu_seconds": train_cpu,
              "eval_seconds": time.perf_counter() - t1,
@@ -244,7 +255,7 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
             f"{100 * acc:6.2f}%  train {train_s:6.2f} s (cpu {train_cpu:6.2f} s)  step "
             f"{e['median_step_ms']:.1f} ms median  lr {e['learning_rate']:.2e}  peak "
             f"{e['peak_memory_mb']:7.1f} MB")
-        if save_to:
+        if save_to and lead:
             checkpoint.save(save_to, model, opt, kind="mamba-spike", config=asdict(cfg),
                             epoch=epoch, epochs=epochs, rng=rng,
                             keys={"data": src.key} if hasattr(src, "key") else {},
@@ -255,6 +266,7 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
     summary = {
         "config": asdict(cfg),
         "model": "mamba-spike", "parameters": count_parameters(model),
+        "processes": group.size(),
         "dataset": d,
         "untrained_test_accuracy": untrained,
         "epochs": epochs,
@@ -266,11 +278,12 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
         "files": {"summary": os.path.join(cfg.out, "summary.json"),
                   "plot": os.path.join(cfg.out, "training.png")},
     }
-    with open(summary["files"]["summary"], "w") as f:
-        json.dump(summary, f, indent=2)
-    T = sample.shape[0]
-    _plot(summary["files"]["plot"], summary, sample.reshape(T, -1),
-          np.array(rec["spk3"][:, 0]).reshape(T, -1), np.array(rec["rates"][:, 0]))
+    if lead:
+        with open(summary["files"]["summary"], "w") as f:
+            json.dump(summary, f, indent=2)
+        T = sample.shape[0]
+        _plot(summary["files"]["plot"], summary, sample.reshape(T, -1),
+              np.array(rec["spk3"][:, 0]).reshape(T, -1), np.array(rec["rates"][:, 0]))
     log(f"final test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
         f"{100 * summary['best_test_accuracy']:.2f}%), median epoch "
         f"{summary['median_epoch_seconds']:.2f} s; wrote {summary['files']['summary']} and "

@@ -18,10 +18,11 @@ from functools import partial
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+from mlx.utils import tree_map
 
 
 def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = True,
-                    clip: float | None = None):
+                    clip: float | None = None, group=None):
     """Return ``step(*batch) -> loss``: one optimizer step on ``model``.
 
     Args:
@@ -35,6 +36,15 @@ def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = Tru
             to hundreds of ms); later calls reuse the compiled graph.
         clip: clip the gradient's global norm at this value before the
             update (None: no clipping).
+        group: an ``mx.distributed`` group of more than one process for
+            data parallelism: each process passes its shard of the batch
+            (labels last, batch first), and the step uses the whole batch's
+            mean loss and gradient, weighting each shard by its share of the
+            rows (``mlx.nn.average_gradients`` over the group), so K shards
+            give a single process's step on the whole batch to float32
+            round-off. Every process gets the same loss and parameters. A
+            process whose shard is empty calls ``step(*one_row, rows=0)``
+            (:func:`flashsnn.train.distributed.shard`).
 
     The returned loss is lazy: evaluate it together with
     ``model.parameters()`` and ``optimizer.state`` (``mx.eval``) to wait
@@ -55,8 +65,22 @@ def make_train_step(model: nn.Module, optimizer, loss_fn, *, compile: bool = Tru
     optimizer.init(model.trainable_parameters())
     grad_fn = nn.value_and_grad(model, loss_fn)
 
-    def step(*batch):
+    shards = group is not None and group.size() > 1
+
+    def step(*batch, rows=None):
         loss, grads = grad_fn(model, *batch)
+        if shards:
+            # each shard's mean weighted by its rows: the whole batch's mean.
+            # A process without rows of a batch (a last batch smaller than
+            # the group) passes some row with rows=0 and adds zeros.
+            rows = mx.array(batch[-1].shape[0] if rows is None else rows, mx.float32)
+            share = rows / mx.distributed.all_sum(rows, group=group)
+            some = rows > 0
+            loss = mx.distributed.all_sum(mx.where(some, loss * share, 0.0), group=group)
+            scale = share * group.size()          # average_gradients divides by the size
+            grads = nn.average_gradients(
+                tree_map(lambda g: mx.where(some, g * scale, 0.0).astype(g.dtype), grads),
+                group=group)
         if clip is not None:
             grads, _ = optim.clip_grad_norm(grads, clip)
         optimizer.update(model, grads)
