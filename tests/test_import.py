@@ -34,6 +34,34 @@ def test_missing_extension_falls_back_to_reference():
     assert "FUSED-ERROR [leaky] backend='fused'" in p.stdout and "reinstall" in p.stdout
 
 
+def test_mlx_without_a_backend_says_what_to_install(tmp_path):
+    """Plain `mlx` on Linux (`pip install .` without the cpu extra) has no
+    libmlx.so: `import flashsnn` names the extra to install and keeps MLX's
+    error, after OpenBLAS had its chance to load (docs/blas.md)."""
+    import os
+    from pathlib import Path
+
+    fake = tmp_path / "mlx"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "core.py").write_text(
+        "import sys\n"
+        "print('BLAS-FIRST', 'flashsnn._blas' in sys.modules)\n"
+        "raise ImportError('libmlx.so: cannot open shared object file: "
+        "No such file or directory')\n")
+    pkg = Path(flashsnn.__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(pkg)])}
+    p = subprocess.run([sys.executable, "-c", "import flashsnn"], capture_output=True,
+                       text=True, timeout=120, env=env, cwd=tmp_path)
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: flashsnn: MLX cannot load"), p.stderr
+    assert "libmlx.so: cannot open shared object file" in last
+    if sys.platform.startswith("linux"):
+        assert 'pip install "flashsnn[cpu]"' in last and '"flashsnn[cuda13]"' in last
+    assert "BLAS-FIRST True" in p.stdout
+
+
 def test_extension_built_for_another_mlx_is_refused():
     class Fake:
         @staticmethod

@@ -15,7 +15,27 @@ from . import _blas
 # it loads, to OpenBLAS if that is in the global scope by then (docs/blas.md).
 _blas.load()
 
-import mlx.core  # noqa: E402,F401  (loads libmlx before _ext needs it)
+
+def _no_mlx_backend(error: ImportError) -> ImportError:
+    """What to install when ``mlx.core`` cannot load: on Linux the plain
+    ``mlx`` wheel has no backend (``libmlx.so`` comes with ``mlx-cpu`` or
+    ``mlx-cuda-13``), so ``pip install .`` without an extra ends here."""
+    import sys
+    if sys.platform == "darwin":
+        fix = ('MLX\'s Metal build comes with `pip install mlx` on Apple silicon '
+               '(docs/metal.md)')
+    else:
+        fix = ('install a backend with flashsnn: `pip install "flashsnn[cpu]"` for the CPU '
+               '(from a source tree: `pip install ".[cpu]"`) or `pip install '
+               '"flashsnn[cuda13]"` for an NVIDIA GPU (docs/cuda.md); plain `mlx` has no '
+               'backend on Linux')
+    return ImportError(f"flashsnn: MLX cannot load (import mlx.core failed: {error}); {fix}")
+
+
+try:
+    import mlx.core  # noqa: E402,F401  (loads libmlx before _ext needs it)
+except ImportError as e:
+    raise _no_mlx_backend(e) from e
 
 from . import _backend, nn, ops, reference, surrogate
 from . import data, encoding, functional, memory, models, train
