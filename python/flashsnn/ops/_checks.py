@@ -34,18 +34,59 @@ def input_sequence(op: str, x) -> tuple:
     return shape[1:]
 
 
+def flag(op: str, name: str, value) -> bool:
+    """A boolean option: True or False (a NumPy bool too), nothing else
+    (``detach_reset="yes"`` or ``reset_delay=None`` is an error, not truthy)."""
+    if isinstance(value, bool) or (type(value).__module__ == "numpy"
+                                   and type(value).__name__ in ("bool", "bool_")):
+        return bool(value)
+    raise TypeError(f"[{op}] {name} must be True or False; got {value!r}")
+
+
+def as_array(op: str, name: str, v, what: str):
+    """``v`` as an mlx.core.array when it is a NumPy array or scalar or a
+    (nested) list or tuple of numbers; other values are returned as they
+    are. NumPy's float64 becomes float32."""
+    if isinstance(v, mx.array):
+        return v
+    if isinstance(v, (list, tuple)) or hasattr(v, "__array__"):
+        try:
+            a = mx.array(v)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"[{op}] {name} must be {what}; got {type(v).__name__} ({e})") \
+                from None
+        return a.astype(mx.float32) if a.dtype == mx.float64 else a
+    return v
+
+
+def broadcasts_to(shape: tuple, S: tuple) -> bool:
+    """Whether an array of ``shape`` broadcasts to exactly ``S``."""
+    try:
+        return tuple(mx.broadcast_shapes(tuple(shape), S)) == S
+    except ValueError:
+        return False
+
+
 def state(op: str, name: str, s, S: tuple):
-    """A state argument (``mem``, ``syn``...): None or a float array of shape S,
-    returned as float32 (state arithmetic is float32 on every path)."""
+    """A state argument (``mem``, ``syn``...): None, a float, or a float
+    array of shape S or broadcastable to it (a NumPy array or a list too),
+    returned as float32 [*S] (state arithmetic is float32 on every path; a
+    broadcast state's gradient sums back to its own shape)."""
     if s is None:
         return None
+    if isinstance(s, (int, float)) and not isinstance(s, bool):
+        s = mx.array(float(s), dtype=mx.float32)
+    s = as_array(op, name, s, "an mlx.core.array or None")
     if not isinstance(s, mx.array):
         raise TypeError(f"[{op}] {name} must be an mlx.core.array or None; got {type(s).__name__}")
-    if tuple(s.shape) != S:
-        raise ValueError(f"[{op}] {name} must have shape {S} (x without its time axis); "
-                         f"got {tuple(s.shape)}")
     if s.dtype not in FLOAT_DTYPES:
         raise ValueError(f"[{op}] {name} must be float32, float16 or bfloat16; got {s.dtype}")
+    shape = tuple(s.shape)
+    if shape != S:
+        if not broadcasts_to(shape, S):
+            raise ValueError(f"[{op}] {name} must have shape {S} (x without its time axis) "
+                             f"or one that broadcasts to it; got {shape}")
+        s = mx.broadcast_to(s, S)
     return s.astype(mx.float32)
 
 
@@ -77,6 +118,7 @@ def param(op: str, name: str, p, S: tuple) -> mx.array:
     Returned as float32 (differentiable when it was an array)."""
     if type(p) is float:  # the common case, first: 0.58 -> 0.16 us with scalar()
         return scalar(p)
+    p = as_array(op, name, p, f"a float or an mlx.core.array broadcastable to {S}")
     if isinstance(p, bool) or not isinstance(p, (int, float, mx.array)):
         raise TypeError(f"[{op}] {name} must be a float or an mlx.core.array broadcastable "
                         f"to {S}; got {type(p).__name__}")
@@ -85,11 +127,7 @@ def param(op: str, name: str, p, S: tuple) -> mx.array:
     if not (mx.issubdtype(p.dtype, mx.floating) or mx.issubdtype(p.dtype, mx.integer)) \
             or p.dtype == mx.bool_:
         raise ValueError(f"[{op}] {name} must be a real-valued array; got {p.dtype}")
-    try:
-        ok = tuple(mx.broadcast_shapes(tuple(p.shape), S)) == S
-    except ValueError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(tuple(p.shape), S):
         raise ValueError(f"[{op}] {name} of shape {tuple(p.shape)} does not broadcast to the "
                          f"neuron shape {S} (x without its time axis)")
     return p.astype(mx.float32)

@@ -39,6 +39,7 @@ def check_args(x, mem, beta, threshold, reset_mechanism, reset_delay, spike_grad
                output_mem, convention, detach_reset) -> LeakyArgs:
     S = _family.check_sequence(OP, x, reset_mechanism, output_mem, _RESET_NAMES)
     _checks.choice(OP, "convention", convention, CONVENTIONS)
+    reset_delay = _checks.flag(OP, "reset_delay", reset_delay)
     if convention == "same_step":
         if not reset_delay:
             raise ValueError(f"[{OP}] reset_delay=False is snnTorch's option; the same_step "
@@ -53,7 +54,7 @@ def check_args(x, mem, beta, threshold, reset_mechanism, reset_delay, spike_grad
         threshold=_checks.param(OP, "threshold", threshold, S),
         reset=reset_mechanism,
         mode=mode,
-        detach=bool(detach_reset),
+        detach=_checks.flag(OP, "detach_reset", detach_reset),
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
     )
@@ -68,7 +69,8 @@ def leaky(x: mx.array, mem: mx.array | None = None, *, beta, threshold=1.0,
 
     Args:
         x: input current ``[T, *S]``, float32 / float16 / bfloat16.
-        mem: initial membrane ``[*S]`` (zeros when None).
+        mem: initial membrane ``[*S]``, or a float or an array broadcastable
+            to ``S`` (zeros when None). Differentiable.
         beta: decay, a float or an array broadcastable to ``S``; clamped to
             [0, 1] as snnTorch does. Differentiable.
         threshold: firing threshold, a float or an array broadcastable to

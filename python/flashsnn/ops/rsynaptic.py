@@ -50,7 +50,7 @@ def check_args(x, spk, syn, mem, alpha, beta, V, recurrent, threshold, reset_mec
         V=V,
         recurrent=recurrent,
         reset=reset_mechanism,
-        reset_delay=bool(reset_delay),
+        reset_delay=_checks.flag(OP, "reset_delay", reset_delay),
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
     )

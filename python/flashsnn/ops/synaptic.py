@@ -42,7 +42,7 @@ def check_args(x, syn, mem, alpha, beta, threshold, reset_mechanism, reset_delay
         **_checks.states(OP, S, syn=syn, mem=mem),
         **_checks.params(OP, S, alpha=alpha, beta=beta, threshold=threshold),
         reset=reset_mechanism,
-        reset_delay=bool(reset_delay),
+        reset_delay=_checks.flag(OP, "reset_delay", reset_delay),
         spike_grad=_surrogate.resolve(spike_grad, OP),
         mem_all=output_mem == "all",
     )
