@@ -153,27 +153,56 @@ class Surrogate:
         return f"Surrogate({self.name!r}{', ' + args if args else ''})"
 
 
+# The range each surrogate parameter must lie in: slopes and widths are
+# positive (a negative one flips the gradient's sign, zero kills it),
+# LSO's leak and SSO's variance may be 0, offsets any finite number.
+_POSITIVE, _NONNEGATIVE, _FINITE = "a positive finite number", "a finite number >= 0", \
+    "a finite number"
+
+
+def _number(surrogate: str, name: str, v, rule: str = _POSITIVE) -> float:
+    """``v`` as a float, checked against ``rule``; errors tagged with the
+    surrogate's name."""
+    f = None
+    if not isinstance(v, (bool, str)) and hasattr(v, "__float__"):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            pass
+    if f is None:
+        raise TypeError(f"[{surrogate}] {name} must be {rule}; got {type(v).__name__}")
+    ok = math.isfinite(f) and (f > 0 if rule == _POSITIVE else f >= 0 if rule == _NONNEGATIVE
+                               else True)
+    if not ok:
+        raise ValueError(f"[{surrogate}] {name} must be {rule}; got {v!r}")
+    return f
+
+
 def _make(name, a=0.0, b=0.0, **params):
     return Surrogate(name, float(a), float(b), {k: float(v) for k, v in params.items()})
 
 
 def atan(alpha: float = 2.0) -> Surrogate:
     """Arctangent: ``(alpha/2) / (1 + (pi/2 * alpha * v)^2)``. snnTorch's default."""
+    alpha = _number("atan", "alpha", alpha)
     return _make("atan", alpha, alpha=alpha)
 
 
 def fast_sigmoid(slope: float = 25) -> Surrogate:
     """Fast sigmoid: ``1 / (slope * |v| + 1)^2``."""
+    slope = _number("fast_sigmoid", "slope", slope)
     return _make("fast_sigmoid", slope, slope=slope)
 
 
 def sigmoid(slope: float = 25) -> Surrogate:
     """Sigmoid: ``slope * e^(-slope v) / (e^(-slope v) + 1)^2``."""
+    slope = _number("sigmoid", "slope", slope)
     return _make("sigmoid", slope, slope=slope)
 
 
 def triangular(threshold: float = 1) -> Surrogate:
     """snnTorch's triangular: ``threshold`` for ``v < 0``, ``-threshold`` for ``v >= 0``."""
+    threshold = _number("triangular", "threshold", threshold)
     return _make("triangular", threshold, threshold=threshold)
 
 
@@ -192,11 +221,15 @@ def heaviside() -> Surrogate:
 
 def spike_rate_escape(beta: float = 1, slope: float = 25) -> Surrogate:
     """Spike-rate escape: ``slope * exp(-beta * |v - 1|)``."""
+    beta = _number("spike_rate_escape", "beta", beta)
+    slope = _number("spike_rate_escape", "slope", slope)
     return _make("spike_rate_escape", beta, slope, beta=beta, slope=slope)
 
 
 def SFS(slope: float = 25, B: float = 1) -> Surrogate:  # noqa: N802 (snnTorch's name)
     """Sparse fast sigmoid: ``1 / (slope * |v| + 1)^2`` where ``v > B``, else 0."""
+    slope = _number("SFS", "slope", slope)
+    B = _number("SFS", "B", B, _FINITE)
     return _make("sparse_fast_sigmoid", slope, B, slope=slope, B=B)
 
 
@@ -209,6 +242,7 @@ def LSO(slope: float = 0.1) -> Surrogate:  # noqa: N802 (snnTorch's name)
     (snnTorch 1.0's ``LSO`` factory calls the stochastic operator by mistake
     and fails; this is the ``LeakySpikeOperator`` it means.)
     """
+    slope = _number("LSO", "slope", slope, _NONNEGATIVE)
     return _make("leaky_spike_operator", slope, slope=slope)
 
 
@@ -219,6 +253,8 @@ def SSO(mean: float = 0, variance: float = 0.2, key: mx.array | None = None) -> 
     """Stochastic spike operator: gradient 1 where spiking, else
     ``(U(0,1) - 0.5 + mean) * variance`` drawn afresh. Random, so it runs on
     the reference path only; pass ``key`` for reproducible draws."""
+    mean = _number("SSO", "mean", mean, _FINITE)
+    variance = _number("SSO", "variance", variance, _NONNEGATIVE)
 
     def fn(v, h):
         noise = mx.random.uniform(shape=v.shape, key=key) if key is not None else \
@@ -262,7 +298,18 @@ def fire(spike_grad, v: mx.array, inclusive: bool = False) -> mx.array:
     """
     if isinstance(spike_grad, Surrogate):
         return spike_grad.spike(v, inclusive=inclusive)
-    return spike_grad(v)
+    out = spike_grad(v)
+    # A Python-side check of what the user's callable returned (no array op):
+    # MLX's own error further on ("stop_gradient(): incompatible function
+    # arguments") would not say whose value it was.
+    if not isinstance(out, mx.array) or tuple(out.shape) != tuple(v.shape):
+        got = (f"an array of shape {tuple(out.shape)}" if isinstance(out, mx.array)
+               else type(out).__name__)
+        raise TypeError(f"[spike_grad] the callable {getattr(spike_grad, '__name__', spike_grad)!r} "
+                        f"returned {got}; a spike_grad callable must map v = mem - threshold "
+                        f"(an mlx.core.array of shape {tuple(v.shape)}) to an mlx.core.array "
+                        "of spikes of the same shape")
+    return out
 
 
 def resolve(spike_grad, op: str) -> Surrogate | Callable:
