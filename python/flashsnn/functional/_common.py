@@ -30,16 +30,35 @@ def record(op: str, a, name: str = "spk_out", ndim: int = 3) -> mx.array:
     return a
 
 
-def labels(op: str, targets, B: int) -> mx.array:
-    """Integer class labels ``[B]``. Their range is not checked here: that
-    would force an evaluation inside every loss (and fail under mx.compile)."""
+def labels(op: str, targets, B: int, C: int | None = None) -> mx.array:
+    """Integer class labels ``[B]``, each in ``[0, C)`` when ``C`` is given
+    (:func:`label_range`)."""
     y = as_array(op, targets, "targets")
     if y.ndim != 1 or y.shape[0] != B:
         raise ValueError(f"[{op}] targets must be class indices [B] with B = {B}; "
                          f"got shape {tuple(y.shape)}")
     if not mx.issubdtype(y.dtype, mx.integer):
         raise ValueError(f"[{op}] targets must be integer class indices; got {y.dtype}")
+    if C:  # population_code without num_classes: its own error follows
+        label_range(op, y, C)
     return y
+
+
+def label_range(op: str, y: mx.array, C: int) -> None:
+    """Every label in ``[0, C)``: a label out of range would pick another
+    row's logit (or garbage) and return a plausible loss. Checked on the
+    labels' values (a [B] reduction, evaluated); under mx.compile or mx.vmap,
+    where no value can be read, the check is skipped."""
+    if y.size == 0:
+        return
+    try:
+        lo, hi = mx.min(y).item(), mx.max(y).item()
+    except ValueError:  # "Attempting to eval an array during ... compile or vmap"
+        return
+    if lo < 0 or hi >= C:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"[{op}] targets must be class indices in [0, {C}) "
+                         f"({C} classes); got {bad}")
 
 
 def log_softmax(z: mx.array) -> mx.array:

@@ -29,7 +29,7 @@ def accuracy_rate(spk_out, targets, population_code=False, num_classes=False) ->
     """
     op = "accuracy_rate"
     spk = c.record(op, spk_out)
-    y = c.labels(op, targets, spk.shape[1])
+    y = c.labels(op, targets, spk.shape[1], num_classes if population_code else spk.shape[2])
     counts = c.population_counts(op, spk, num_classes) if population_code \
         else mx.sum(spk, axis=0)
     return _accuracy(mx.argmax(counts, axis=-1), y)
@@ -45,7 +45,7 @@ def accuracy_membrane(mem, targets, *, over_time: str = "last") -> float:
     """
     op = "accuracy_membrane"
     logits = c.over_time(op, c.as_array(op, mem, "mem"), over_time)
-    y = c.labels(op, targets, logits.shape[0])
+    y = c.labels(op, targets, logits.shape[0], logits.shape[-1])
     return _accuracy(mx.argmax(logits, axis=-1), y)
 
 
@@ -54,5 +54,5 @@ def accuracy_temporal(spk_out, targets) -> float:
     neuron that never fires counts as firing at T - 1)."""
     op = "accuracy_temporal"
     spk = c.record(op, spk_out)
-    y = c.labels(op, targets, spk.shape[1])
+    y = c.labels(op, targets, spk.shape[1], spk.shape[2])
     return _accuracy(mx.argmin(first_spike_time(spk), axis=-1), y)

@@ -47,7 +47,7 @@ def spike_count_ce(spk_out, targets, *, rate: bool = False,
     """
     op = "spike_count_ce"
     spk = c.record(op, spk_out)
-    y = c.labels(op, targets, spk.shape[1])
+    y = c.labels(op, targets, spk.shape[1], spk.shape[2])
     counts = mx.sum(spk.astype(mx.float32), axis=0)
     if rate:
         counts = counts / spk.shape[0]
@@ -77,7 +77,7 @@ def membrane_ce(mem, targets, *, over_time: str = "last",
     op = "membrane_ce"
     m = c.as_array(op, mem, "mem")
     logits = c.over_time(op, m, over_time)
-    y = c.labels(op, targets, logits.shape[0])
+    y = c.labels(op, targets, logits.shape[0], logits.shape[-1])
     return c.reduce(op, c.nll(c.log_softmax(logits), y), reduction)
 
 
@@ -105,7 +105,7 @@ def spike_count_mse(spk_out, targets, *, correct_rate: float = 1.0,
     spk = c.record(op, spk_out)
     T, B, C = spk.shape
     _check_rates(op, correct_rate, incorrect_rate)
-    y = c.labels(op, targets, B)
+    y = c.labels(op, targets, B, C)
     tgt = c.one_hot(y, C, T * correct_rate, T * incorrect_rate)
     err = (mx.sum(spk.astype(mx.float32), axis=0) - tgt) ** 2
     return c.reduce(op, err, reduction) / T
@@ -171,7 +171,7 @@ class ce_rate_loss(_Loss):  # noqa: N801 (snnTorch's name)
     def __call__(self, spk_out, targets):
         spk = c.record(self.name, spk_out)
         T, B, C = spk.shape
-        y = c.labels(self.name, targets, B)
+        y = c.labels(self.name, targets, B, C)
         logp = c.log_softmax(spk)                                     # [T, B, C]
         idx = mx.broadcast_to(y.astype(mx.int32)[None, :, None], (T, B, 1))
         per = -mx.mean(mx.take_along_axis(logp, idx, axis=-1)[..., 0], axis=0)   # [B]
@@ -198,7 +198,8 @@ class ce_count_loss(_Loss):  # noqa: N801
 
     def __call__(self, spk_out, targets):
         spk = c.record(self.name, spk_out).astype(mx.float32)
-        y = c.labels(self.name, targets, spk.shape[1])
+        y = c.labels(self.name, targets, spk.shape[1],
+                     self.num_classes if self.population_code else spk.shape[2])
         counts = c.population_counts(self.name, spk, self.num_classes) \
             if self.population_code else mx.sum(spk, axis=0)
         per = c.nll(c.log_softmax(counts), y)
@@ -213,7 +214,7 @@ class ce_max_membrane_loss(_Loss):  # noqa: N801
 
     def __call__(self, mem_out, targets):
         mem = c.record(self.name, mem_out, "mem_out")
-        y = c.labels(self.name, targets, mem.shape[1])
+        y = c.labels(self.name, targets, mem.shape[1], mem.shape[2])
         per = c.nll(c.log_softmax(mx.max(mem, axis=0)), y)
         return c.reduce(self.name, self._weighted(per, y, mem.shape[-1]), self.reduction)
 
@@ -241,7 +242,7 @@ class mse_count_loss(_Loss):  # noqa: N801
     def __call__(self, spk_out, targets):
         spk = c.record(self.name, spk_out).astype(mx.float32)
         T, B, N = spk.shape
-        y = c.labels(self.name, targets, B)
+        y = c.labels(self.name, targets, B, self.num_classes if self.population_code else N)
         if self.population_code:
             counts = c.population_counts(self.name, spk, self.num_classes)
             per_class = N / self.num_classes
@@ -286,9 +287,10 @@ class mse_membrane_loss(_Loss):  # noqa: N801
             if y.shape != (T, B):
                 raise ValueError(f"[{self.name}] with time_var_targets=True, targets must be "
                                  f"[T, B] = {(T, B)}; got {tuple(y.shape)}")
+            c.label_range(self.name, y, C)
             tgt = c.one_hot(y, C, self.on_target, self.off_target)       # [T, B, C]
         else:
-            y = c.labels(self.name, targets, B)
+            y = c.labels(self.name, targets, B, C)
             tgt = c.one_hot(y, C, self.on_target, self.off_target)[None]
         err = mx.mean((mem - tgt) ** 2, axis=0)                         # [B, C]
         if not self.time_var_targets:
@@ -332,7 +334,7 @@ def _spike_times(op, spk, targets, *, target_is_time, on_target, off_target, tol
     if target_is_time:
         tgt = c.as_array(op, targets, "targets").astype(mx.float32)
     else:
-        tgt = c.one_hot(c.labels(op, targets, B), N, on_target, off_target)
+        tgt = c.one_hot(c.labels(op, targets, B, N), N, on_target, off_target)
     tgt = mx.where(tgt < 0, T + tgt, tgt)                 # -1 means the last step
     if tolerance:
         # close enough counts as on time; the gradient still reaches st
@@ -393,7 +395,7 @@ class ce_temporal_loss:  # noqa: N801
 
     def __call__(self, spk_rec, targets):
         spk = c.record(self.name, spk_rec, "spk_rec")
-        y = c.labels(self.name, targets, spk.shape[1])
+        y = c.labels(self.name, targets, spk.shape[1], spk.shape[2])
         st = first_spike_time(spk)
         z = -st if self.inverse == "negate" else 1.0 / (st + 1.0)
         per = c.nll(c.log_softmax(z), y)
