@@ -8,6 +8,7 @@ clear errors for bad arguments."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -56,16 +57,80 @@ def test_rounds_interleave_implementations(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["--rounds", "0"], r"\[bench\] --rounds must be at least 1"),
-    (["--impls", "nope"], r"\[bench\] unknown implementation\(s\) \['nope'\]; valid: "),
-    (["--shapes", "6,2"], r"\[bench\] --shapes takes T,B,N triples"),
-    (["--shapes", "6,0,16"], r"\[bench\] --shapes takes T,B,N triples"),
-    (["--mlx-cache-limit", "-2"], r"\[bench\] --mlx-cache-limit takes MB >= 0, or -1"),
+    (["--rounds", "0"], r"--rounds must be at least 1"),
+    (["--impls", "nope"], r"unknown implementation\(s\) \['nope'\]; valid: fused, "
+                          r"fused\+learn, .*x2 \(or 'x\*2'\), torch-x2 \(or 'torch x\*2'\)$"),
+    (["--shapes", "6,2"], r"--shapes '6,2': takes T,B,N triples such as 100,32,1024 "
+                          r"\(3 positive integers; got 2 values\)"),
+    (["--shapes", "0,1,1"], r"--shapes '0,1,1': T must be a positive integer; got '0'$"),
+    (["--shapes", "6,2,16", "6,-2,16"], r"--shapes '6,-2,16': B must be a positive integer"),
+    (["--shapes", "6,2,x"], r"--shapes '6,2,x': N must be a positive integer; got 'x'$"),
+    (["--mlx-cache-limit", "-2"], r"--mlx-cache-limit takes MB >= 0, or -1"),
+    (["--family", "nope"], r"\[bench\] unknown family 'nope'; valid: alif, "),
 ])
 def test_bad_arguments(tmp_path, capsys, argv, msg):
     import re
     assert runner.main([*TINY, *argv, "--out", str(tmp_path / "b.json")]) == 2
-    assert re.search(msg, capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert err.startswith("flashsnn bench: error: ") and err.count("\n") == 1, err
+    assert re.search(msg, err.strip()), err
+
+
+def test_gpu_without_a_gpu_is_one_tagged_line(tmp_path, capsys):
+    import mlx.core as mx
+    if mx.is_available(mx.gpu):
+        pytest.skip("this machine has a GPU")
+    assert runner.main([*TINY, "--device", "gpu", "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flashsnn bench: error: --device gpu: ") and err.count("\n") == 1
+    assert "this MLX has no GPU" in err and "choose from 'cpu', 'gpu'" in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_implementations_go_by_names_without_spaces_or_stars():
+    impls = runner.BENCHMARKS["leaky"]["impls"]
+    names = lambda argv: [i.name for i in runner.select_impls(impls, argv)]  # noqa: E731
+    assert "torch x*2" in names(["torch-x2"]) and "torch x*2" in names(["torch x*2"])
+    assert names(["fused", "x2"]) == names(["fused", "x*2"]) == names(["fused"])  # x*2 always
+    assert runner.impl_alias("torch x*2") == "torch-x2" and runner.impl_alias("fused") == "fused"
+    with pytest.raises(ValueError, match=r"unknown implementation\(s\) \['torch_x2'\]"):
+        names(["torch_x2"])
+
+
+def test_help_says_what_it_writes_and_the_defaults(capsys):
+    from flashsnn.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Time every implementation of a neuron family" in out
+    assert "Writes (and overwrites) the JSON results to --out, ./flashsnn-bench.json" in out
+    for default in ("(default: leaky)", "(default: cpu)", "(default: float32)", "(default: 20)",
+                    "(default: 3)", "(default: 10)", "(default: ./flashsnn-bench.json)"):
+        assert default in out, default
+    assert "x floor below 1" in out and "torch-x2 for 'torch x*2'" in out
+
+
+def _row(impl, vs_floor):
+    return {"case": "T=1 B=2 N=16 float32", "pass": "fwd", "impl": impl, "mode": "throughput",
+            "median_ms": 0.01, "parity_ok": True, "parity": "ok", "vs_fused": 1.0,
+            "vs_x2": 1.0, "vs_floor": vs_floor, "yardstick": False}
+
+
+@pytest.mark.parametrize("vs_floor,note", [(0.4, True), (1.3, False), (None, False)])
+def test_a_floor_ratio_below_1_is_explained_under_the_table(vs_floor, note):
+    text = runner.table([_row("fused", vs_floor)], {"device": "cpu"})
+    assert ("x floor: x floor below 1 (e.g. at T=1)" in text) == note, text
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    argv = [a for a in TINY if a != "--no-progress"] + [
+        "--impls", "fused", "--rounds", "1", "--modes", "throughput"]
+    assert runner.main([*argv, "--out", str(tmp_path / "b.json")]) == 0
+    assert "pass/s" not in capsys.readouterr().err           # a pipe: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert runner.main([*argv, "--out", str(tmp_path / "b.json")]) == 0
+    assert "pass/s" in capsys.readouterr().err               # a terminal: the bar
 
 
 @pytest.fixture

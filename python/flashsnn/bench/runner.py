@@ -40,7 +40,8 @@ import flashsnn as fs
 
 from . import percall
 from .._backend import ext
-from ..ops._table import DELAYED, FAMILIES
+from .._device import resolve_device
+from ..ops._table import DELAYED
 from .registry import BENCHMARKS, Case, make_inputs, unknown_family
 
 PARITY_MEM_TOL = 1e-5   # relative RMS of each final state (the membrane, ...)
@@ -52,28 +53,51 @@ OWN = ("fused", "fused+learn", "reference", "reference+compile")
 NOT_CHECKED = "not checked"
 OTHER_SPIKE_FRACTION = 1e-4  # other libraries: spikes allowed to differ
 OTHER_MEM_TOL = 1e-2
+DEFAULT_OUT = Path("flashsnn-bench.json")
+
+# "x floor" below 1 is explained (--help, a footnote under the table), not
+# blanked: where "bandwidth-bound" starts is a guess per machine, and the
+# ratio is still what was measured.
+FLOOR_NOTE = ("x floor below 1 (e.g. at T=1): x*2 on so small a case is bound by its per-call "
+              "cost, not memory, so the floor from its bandwidth is no lower bound there; it "
+              "is one where x*2 is bandwidth-bound (large T*B*N)")
+
+
+def impl_alias(name: str) -> str:
+    """'torch x*2' -> 'torch-x2', 'x*2' -> 'x2': typed without shell quoting."""
+    return name.replace(" ", "-").replace("*", "")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # Not argparse's choices: an unknown family is a tagged error (exit 2)
-    # like every other bad argument here.
-    p.add_argument("--family", default="leaky",
-                   help=f"the neuron family to time: {', '.join(sorted(BENCHMARKS))}; "
-                        "or selective_scan (flashsnn/bench/scan.py)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.description = (
+        "Time every implementation of a neuron family (flashsnn's fused kernel and "
+        "reference, other SNN libraries where installed, an x*2 memory yardstick) after a "
+        "parity check against the reference, and print a table of medians and ratios. "
+        f"Writes (and overwrites) the JSON results to --out, ./{DEFAULT_OUT} by default, "
+        "and a .md table beside it. " + FLOOR_NOTE + ".")
+    # Not argparse's choices: an unknown family is a tagged error (exit 2).
+    p.add_argument("--family", default="leaky", help=f"the neuron family to time: "
+                   f"{', '.join(sorted(BENCHMARKS))}; or selective_scan (default: leaky)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                   help="where MLX runs (default: cpu); gpu needs MLX's CUDA build or Metal")
     p.add_argument("--shapes", nargs="*", metavar="T,B,N",
-                   help="shapes to run instead of the registry's, e.g. 100,32,1024")
+                   help="shapes to run instead of the registry's, e.g. 100,32,1024 "
+                        "(positive integers; default: the registry's shapes for --device)")
     p.add_argument("--memory", action="store_true",
                    help="selective_scan only: peak memory of a fused forward+backward against L")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--impls", nargs="*", help="only these implementations (default: all available)")
-    p.add_argument("--repeat", type=int, default=20, help="timed passes per measurement (median)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="(default: float32)")
+    p.add_argument("--impls", nargs="*", metavar="IMPL",
+                   help="only these implementations (default: all available); names with a "
+                        "space or '*' also go without them, e.g. torch-x2 for 'torch x*2'")
+    p.add_argument("--repeat", type=int, default=20,
+                   help="timed passes per measurement (default: 20)")
     p.add_argument("--rounds", type=int, default=None,
                    help="interleaved rounds over the implementations (default: 5 on the CPU, "
                         "1 on a GPU); repeat and budget are split across them")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--budget", type=float, default=10.0,
-                   help="seconds per measurement at most; slow ones get fewer passes (>= 3)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default: 3)")
+    p.add_argument("--budget", type=float, default=10.0, help="seconds per measurement at "
+                   "most (default: 10); slow ones get fewer passes (>= 3)")
     p.add_argument("--mlx-cache-limit", type=int, default=-1, metavar="MB",
                    help="MLX buffer-cache limit for the run, in MB (default and -1: MLX's "
                         "own, which keeps 32 MB of freed buffers on the CPU)")
@@ -85,9 +109,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(mx.set_cache_limit(0)), busy (after other MLX work filled the "
                         "cache; runs last, after every case). Default: all four; "
                         "`--modes throughput` is the run of earlier versions")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--out", type=Path, default=Path("flashsnn-bench.json"),
-                   help="JSON results (a .md table is written beside it)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is off anyway when stderr is not a terminal)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="PATH",
+                   help=f"JSON results, overwritten if there (default: ./{DEFAULT_OUT}); a "
+                        ".md table is written beside it")
 
 
 def _version(dist: str) -> str | None:
@@ -439,6 +465,8 @@ def table(rows: list[dict], info: dict, modes=("throughput",), busy: dict | None
             par = "yardstick"
         lines.append(f"| {r['case']} | {r['pass']} | {r['impl']} | {r['median_ms']:.3f} | "
                      f"{vf} | {vx} | {vl} | {par} |")
+    if any((r.get("vs_floor") or 1) < 1 for r in rows if r.get("parity_ok")):
+        lines += ["", f"x floor: {FLOOR_NOTE}."]
     if "throughput" in modes:
         lines += _summary_table(summary(rows))
     per_call = percall.table(rows, modes, busy)
@@ -468,67 +496,78 @@ def cache_limit_label(mb: int) -> str:
     return f"{own >> 20} MB (MLX's own)"
 
 
+def _fail(msg: str) -> int:
+    return print(f"flashsnn bench: error: {msg}", file=sys.stderr) or 2
+
+
+def parse_shapes(shapes: list[str]) -> list[tuple[int, int, int]]:
+    """``--shapes`` values as (T, B, N); ValueError naming the bad value and the rule."""
+    for s in shapes:
+        parts = s.split(",")
+        if len(parts) != 3:
+            raise ValueError(f"--shapes {s!r}: takes T,B,N triples such as 100,32,1024 "
+                             f"(3 positive integers; got {len(parts)} values)")
+        for name, v in zip("TBN", parts):
+            if not v.strip().isdecimal() or int(v) < 1:
+                raise ValueError(f"--shapes {s!r}: {name} must be a positive integer; got {v!r}")
+    return [tuple(int(v) for v in s.split(",")) for s in shapes]
+
+
+def select_impls(impls, names: list[str]):
+    """The implementations named (or their impl_alias) and the yardsticks."""
+    known = {n: i.name for i in impls for n in (i.name, impl_alias(i.name))}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"unknown implementation(s) {bad}; valid: " + ", ".join(
+            impl_alias(i.name) + (f" (or {i.name!r})" if "*" in i.name or " " in i.name else "")
+            for i in impls))
+    return [i for i in impls if i.name in {known[n] for n in names} or i.yardstick]
+
+
 def run(args) -> int:
+    try:  # no GPU in this MLX: say so and why, not a traceback
+        mx.set_default_device(resolve_device(args.device))
+    except ValueError as e:
+        return _fail(f"--device {args.device}: {e}")
     from .._blas import notice
     notice(args.device, "flashsnn bench")  # once, on Linux CPU without OpenBLAS
     from tqdm import tqdm
 
-    if args.device == "gpu":
-        mx.set_default_device(mx.gpu)
     if args.rounds is None:
         args.rounds = 5 if args.device == "cpu" else 1
     if args.rounds < 1:
-        print(f"[bench] --rounds must be at least 1; got {args.rounds}", file=sys.stderr)
-        return 2
+        return _fail(f"--rounds must be at least 1; got {args.rounds}")
     if args.mlx_cache_limit < -1:
-        print(f"[bench] --mlx-cache-limit takes MB >= 0, or -1 for MLX's own; "
-              f"got {args.mlx_cache_limit}", file=sys.stderr)
-        return 2
+        return _fail(f"--mlx-cache-limit takes MB >= 0, or -1 for MLX's own; "
+                     f"got {args.mlx_cache_limit}")
     try:
         args.modes = percall.parse_modes(args.modes)
     except ValueError as e:
-        print(e, file=sys.stderr)
-        return 2
+        return _fail(str(e))
     if args.family == "selective_scan":
         # Mamba-1's scan is not a neuron family: its own shapes and peers.
         from . import scan
         return scan.run(args)
     if args.memory:
-        print("[bench] --memory is for --family selective_scan", file=sys.stderr)
-        return 2
-    why = unknown_family(args.family)
-    if why:
-        print(why, file=sys.stderr)
-        return 2
-    set_cache_limit(args.mlx_cache_limit)
+        return _fail("[bench] --memory is for --family selective_scan")
+    if why := unknown_family(args.family):
+        return _fail(why)
     bench = BENCHMARKS[args.family]
-    if args.shapes:
-        try:
-            dims = [tuple(int(v) for v in s.split(",")) for s in args.shapes]
-            if any(len(d) != 3 or min(d) < 1 for d in dims):
-                raise ValueError
-            cases = [Case(args.family, *d, args.dtype) for d in dims]
-        except ValueError:
-            print(f"[bench] --shapes takes T,B,N triples such as 100,32,1024; got {args.shapes}",
-                  file=sys.stderr)
-            return 2
-    else:
-        cases = [Case(c.family, c.T, c.B, c.N, args.dtype) for c in bench[args.device]]
-    impls = bench["impls"]
-    if args.impls:
-        known = {i.name for i in impls}
-        bad = [n for n in args.impls if n not in known]
-        if bad:
-            print(f"[bench] unknown implementation(s) {bad}; valid: {sorted(known)}",
-                  file=sys.stderr)
-            return 2
-        impls = [i for i in impls if i.name in args.impls or i.yardstick]
+    try:
+        dims = parse_shapes(args.shapes) if args.shapes else \
+            [(c.T, c.B, c.N) for c in bench[args.device]]
+        impls = select_impls(bench["impls"], args.impls) if args.impls else bench["impls"]
+    except ValueError as e:
+        return _fail(str(e))
+    cases = [Case(args.family, *d, args.dtype) for d in dims]
+    set_cache_limit(args.mlx_cache_limit)
     info = machine_info(args.device)
     info["mlx cache limit"] = cache_limit_label(args.mlx_cache_limit)
     first = [m for m in args.modes if m != "busy"]
     states = []
     with tqdm(total=len(cases) * len(impls) * 2 * args.rounds * _phases(args.modes),
-              unit="pass", file=sys.stderr, disable=args.no_progress) as bar:
+              unit="pass", file=sys.stderr,
+              disable=args.no_progress or not sys.stderr.isatty()) as bar:
         for case in cases:
             states.append(prepare_case(case, impls, args, bar))
             if first:
