@@ -20,8 +20,23 @@ COMMANDS = {
 }
 
 
+class _Version(argparse.Action):
+    """``--version``: flashsnn's and MLX's, imported only when asked."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import mlx.core as mx
+
+        import flashsnn
+        print(f"flashsnn {flashsnn.__version__} (MLX {mx.__version__})")
+        parser.exit()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flashsnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_Version, help="print flashsnn's and MLX's versions")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if a in COMMANDS), None)

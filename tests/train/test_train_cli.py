@@ -161,3 +161,27 @@ def test_flashsnn_command_wires_train():
     with pytest.raises(SystemExit) as e:
         main(["train", "--help"])
     assert e.value.code == 0
+
+
+def test_flashsnn_version(capsys):
+    import mlx.core as mx
+    from flashsnn.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"flashsnn {fs.__version__} (MLX {mx.__version__})\n"
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """No --no-progress: stderr captured (not a terminal) gets no bar; the
+    same run with a stderr that says it is a terminal does (so the check
+    can fail)."""
+    import sys
+    argv = ("--epochs", "1", "--hidden", "16", "--steps", "4", "--batch-size", "128",
+            "--limit-train", "512", "--limit-test", "64", "--no-compile",
+            "--backend", "fused" if fs.fused_unavailable_reason() is None else "reference")
+    assert run(*argv, "--out", str(tmp_path / "a")) == 0
+    assert "/4 [" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert run(*argv, "--out", str(tmp_path / "b")) == 0
+    assert "/4 [" in capsys.readouterr().err
