@@ -429,7 +429,7 @@ def test_call_errors():
         lif.sequence(mx.zeros((2, 3)), output_mem="every")
     with pytest.raises(TypeError, match=r"\[Leaky\] input must be an mlx.core.array"):
         lif(np.zeros(3))
-    with pytest.raises(ValueError, match=r"\[leaky\] beta of shape \(4,\) does not broadcast"):
+    with pytest.raises(ValueError, match=r"\[Leaky\] beta of shape \(4,\) does not broadcast"):
         fs.nn.Leaky(beta=mx.full((4,), 0.5)).sequence(mx.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"\[Leaky\] unknown reset_mechanism"):
         lif.reset_mechanism = "hard"

@@ -34,6 +34,8 @@ class ALIF(LIF):
     ([1.0, 0.0, 1.0, 0.0], [1.25])
     """
 
+    _unit_params = ("beta", "rho")
+
     _states = ("mem", "adapt")
 
     def __init__(self, beta, rho=0.95, b=0.1, threshold=1.0, spike_grad=None,

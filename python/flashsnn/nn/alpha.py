@@ -32,6 +32,8 @@ class Alpha(LIF):
     ([0.0, 1.0], [2.0])
     """
 
+    _unit_params = ("alpha", "beta")
+
     _states = ("syn_exc", "syn_inh", "mem")
 
     def __init__(self, alpha, beta, threshold=1.0, spike_grad=None,

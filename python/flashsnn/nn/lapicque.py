@@ -41,6 +41,8 @@ class Lapicque(MembraneLIF):
     ([0.0, 1.0, 0.0], [0.75])
     """
 
+    _unit_params = ()  # beta derives R and C here; the op clamps nothing
+
     def __init__(self, beta=False, R=False, C=False, time_step=1, threshold=1.0,
                  spike_grad=None, surrogate_disable=False, init_hidden=False,
                  inhibition=False, learn_beta=False, learn_threshold=False,

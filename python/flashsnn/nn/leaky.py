@@ -4,6 +4,7 @@ both on the fused op :func:`flashsnn.ops.leaky`."""
 from __future__ import annotations
 
 from .. import ops
+from ..ops import _checks
 from .neurons import MembraneLIF
 
 
@@ -60,7 +61,7 @@ class Leaky(MembraneLIF):
                          inhibition, learn_beta, learn_threshold, reset_mechanism,
                          state_quant, output, graded_spikes_factor,
                          learn_graded_spikes_factor, backend)
-        self.reset_delay = bool(reset_delay)
+        self.reset_delay = _checks.flag(type(self).__name__, "reset_delay", reset_delay)
         _check_inhibition(self, self.reset_delay)
 
     def _op(self, x, mem, *, output_mem):

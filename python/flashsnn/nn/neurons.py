@@ -9,6 +9,7 @@ sequence (``layer.sequence(x, *state)``) runs it once over all T steps.
 
 from __future__ import annotations
 
+import re
 import warnings
 import weakref
 
@@ -80,6 +81,20 @@ def as_param(layer: str, name: str, value) -> mx.array:
     return arr.astype(mx.float32)
 
 
+_TAG = re.compile(r"\[([A-Za-z_]\w*)\] ")
+
+
+def _retag(e: Exception, layer: str) -> Exception:
+    """An op's tagged error (``[leaky] ...``) as the layer's (``[Leaky] ...
+    (in flashsnn.ops.leaky)``), same type; an untagged one unchanged."""
+    msg = str(e)
+    m = _TAG.match(msg)
+    if m is None or m.group(1) == layer:
+        return e
+    where = "spike_grad" if m.group(1) == "spike_grad" else f"flashsnn.ops.{m.group(1)}"
+    return type(e)(f"[{layer}] {msg[m.end():]} (in {where})")
+
+
 def _surrogate_bypass(v: mx.array) -> mx.array:
     # snnTorch's surrogate_disable: (v > 0).float(), through which no gradient flows.
     return mx.stop_gradient((v > 0).astype(v.dtype))
@@ -110,6 +125,7 @@ class SpikingNeuron(nn.Module):
                  backend="auto"):
         super().__init__()
         self._no_grad = _NoGrad()
+        object.__setattr__(self, "_warned", set())  # _check_unit_params, once per name
         tag = type(self).__name__
         if state_quant is not False and state_quant is not None:
             raise NotImplementedError(
@@ -144,6 +160,19 @@ class SpikingNeuron(nn.Module):
         self["_hidden"] = {k: mx.zeros((0,)) for k in self._states}
         SpikingNeuron._live()  # drop the dead entries before adding this one
         SpikingNeuron._instances.append(weakref.ref(self))
+
+    def __init_subclass__(cls, **kwargs):
+        # help(fs.nn.Leaky) would show mlx.nn.Module's "Should be called by
+        # the subclasses of Module." for __init__ and "Call self as a
+        # function." for __call__: point both at the class's own text.
+        super().__init_subclass__(**kwargs)
+        for name, text in (("__init__", "Build the layer; the arguments are in "
+                                        f"help(flashsnn.nn.{cls.__name__})."),
+                           ("__call__", "One step: ``spk, *states = layer(x_t, *states)``; "
+                                        f"see help(flashsnn.nn.{cls.__name__}).")):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not fn.__doc__:
+                fn.__doc__ = text
 
     # -- parameters and hidden state --------------------------------------
 
@@ -232,19 +261,27 @@ class SpikingNeuron(nn.Module):
             v = given.get(k)
             # Stepping without a state continues from the stored one, as in
             # snnTorch; a sequence starts from zeros unless init_hidden.
-            if v is None and (self.init_hidden or not sequence):
+            if v is not None:
+                v = self._given_state(k, v, S, sequence)
+            elif self.init_hidden or not sequence:
                 v = hidden[k]
-            # snnTorch: a state whose shape differs from the input's (the
-            # empty one init_leaky() returns, a stale batch) starts at zeros.
-            if isinstance(v, mx.array) and tuple(v.shape) != S:
-                v = None
+                # snnTorch: a stored state whose shape differs from the
+                # input's (a stale batch, the empty one after construction)
+                # starts at zeros.
+                if tuple(v.shape) != S:
+                    v = None
             init.append(v)
 
         T = x.shape[0] if sequence else 1
         want_all = sequence and output_mem == "all"
         # fire_inhibition needs every step's membrane.
         om = "all" if want_all or (sequence and self.inhibition and T > 0) else "last"
-        out = self._op(x if sequence else x[None], *init, output_mem=om)
+        self._check_unit_params()
+        self._check_input(x, sequence)
+        try:
+            out = self._op(x if sequence else x[None], *init, output_mem=om)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise _retag(e, tag) from None
         spk, states = out[0], list(out[1:])
         names = self._states[1:] if self._spk_state else self._states
         if self.inhibition:
@@ -273,6 +310,65 @@ class SpikingNeuron(nn.Module):
             return (spk_out, *shown)
         return spk_out
 
+    def _given_state(self, name: str, v, S: tuple, sequence: bool):
+        """A state the caller passed: None for an empty one (what
+        ``init_leaky()``... return: zeros), else an array of the input's
+        neuron shape ``S`` or one that broadcasts to it; anything else is an
+        error naming the layer (before: replaced by zeros without a word)."""
+        tag = type(self).__name__
+        if isinstance(v, (tuple, list)) and any(isinstance(e, mx.array) for e in v):
+            raise TypeError(
+                f"[{tag}] {name} must be an array; got a {type(v).__name__} of {len(v)} "
+                f"arrays: unpack the states, e.g. `{self._call_hint(sequence)}`")
+        v = _checks.as_array(tag, name, v, "an mlx.core.array or None")
+        if not isinstance(v, mx.array):
+            return v  # a float: the op takes it (or says what is wrong)
+        if v.size == 0:
+            return None
+        shape = tuple(v.shape)
+        if shape != S and not _checks.broadcasts_to(shape, S):
+            what = "the input's shape without its time axis" if sequence else \
+                "the input's shape"
+            raise ValueError(
+                f"[{tag}] {name} of shape {shape} does not fit the input: expected {S} "
+                f"({what}) or a shape that broadcasts to it; an empty array (as "
+                f"reset_mem() returns before the first call) means zeros")
+        return v
+
+    def _call_hint(self, sequence: bool) -> str:
+        states = ", ".join(self._states)
+        outs = ", ".join(("spk",) + tuple(k for k in self._states if k != "spk"))
+        call = "layer.sequence(x, " if sequence else "layer(x_t, "
+        return f"{outs} = {call}{states})"
+
+    def _check_input(self, x: mx.array, sequence: bool) -> None:
+        """Layer-specific checks of the input (RLeaky's recurrent features)."""
+
+    # Learnable parameters the ops clamp to [0, 1] (gradient zero outside).
+    _unit_params: tuple = ()
+
+    def _check_unit_params(self) -> None:
+        """Warn once per layer when a learnable parameter that the op clamps
+        to [0, 1] (beta...) has left it: its gradient is then zero and it
+        stops learning. Fixed parameters (the default) cost nothing here."""
+        for name in self._unit_params:
+            if name in self._no_grad or name in self._warned:
+                continue
+            p = self.get(name)
+            if not isinstance(p, mx.array):
+                continue
+            try:
+                out = bool(mx.any((p < 0) | (p > 1)).item())
+            except ValueError:  # under mx.compile / mx.vmap: no value to read
+                continue
+            if out:
+                self._warned.add(name)
+                warnings.warn(
+                    f"[{type(self).__name__}] learnable {name} has values outside [0, 1] "
+                    f"(min {mx.min(p).item():.4g}, max {mx.max(p).item():.4g}); the op "
+                    f"clamps it, so the gradient of those values is zero and they stop "
+                    f"learning (see docs/layers.md, Parameters)", UserWarning, stacklevel=4)
+
     def _inhibition_mask(self, mem: mx.array) -> mx.array:
         """snnTorch's fire_inhibition: per row, only the neuron with the
         largest ``mem - threshold`` may spike. ``mem`` is ``[T, B, N]``."""
@@ -296,6 +392,8 @@ class SpikingNeuron(nn.Module):
 class LIF(SpikingNeuron):
     """Base of the leaky integrate-and-fire families: adds ``beta``
     (snnTorch's ``LIF``)."""
+
+    _unit_params = ("beta",)
 
     def __init__(self, beta, threshold=1.0, spike_grad=None, surrogate_disable=False,
                  init_hidden=False, inhibition=False, learn_beta=False,

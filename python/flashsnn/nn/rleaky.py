@@ -7,6 +7,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .. import ops
+from ..ops import _checks
 from .neurons import LIF, fix_parameters
 
 
@@ -60,6 +61,31 @@ def init_recurrent(layer, V, all_to_all, linear_features, conv2d_channels, kerne
                                          isinstance(layer.recurrent[k], mx.array)])
 
 
+def check_recurrent_input(layer, x: mx.array, sequence: bool) -> None:
+    """The input fits the all-to-all feedback: its last dimension is
+    ``linear_features`` (the Linear maps the layer's spikes back onto its
+    neurons) or ``conv2d_channels`` (channels-last maps ``[B, H, W, C]``).
+    Before, MLX's own ``[addmm] Last dimension...`` said it."""
+    if not layer.all_to_all:
+        return
+    tag, last = type(layer).__name__, (x.shape[-1] if x.ndim else None)
+    if layer.linear_features:
+        n = layer.linear_features
+        if last != n:
+            raise ValueError(
+                f"[{tag}] the input's last dimension is {last}, but linear_features={n}: the "
+                f"recurrent Linear({n}, {n}) feeds the layer's spikes back onto its neurons, so "
+                f"the input must be [..., {n}] (got shape {tuple(x.shape)}); set "
+                f"linear_features to the number of neurons")
+    elif layer.conv2d_channels:
+        n, need = layer.conv2d_channels, 4 if sequence else 3
+        if x.ndim < need or last != n:
+            raise ValueError(
+                f"[{tag}] the recurrent Conv2d takes channels-last maps [B, H, W, C] "
+                f"(MLX's layout{', with a leading time axis' if sequence else ''}) with "
+                f"C = conv2d_channels = {n}; got shape {tuple(x.shape)}")
+
+
 def recurrent_kwargs(layer) -> dict:
     """The op's feedback argument: ``recurrent`` (all-to-all) or ``V``."""
     if layer.all_to_all:
@@ -106,7 +132,7 @@ class RLeaky(LIF):
                          state_quant, output, backend=backend)
         init_recurrent(self, V, all_to_all, linear_features, conv2d_channels, kernel_size,
                        learn_recurrent)
-        self.reset_delay = bool(reset_delay)
+        self.reset_delay = _checks.flag(type(self).__name__, "reset_delay", reset_delay)
 
     def __call__(self, input_: mx.array, spk: mx.array | None = None,
                  mem: mx.array | None = None):
@@ -118,6 +144,9 @@ class RLeaky(LIF):
         mem)``, ``mem`` ``[*S]`` or ``[T, *S]`` with ``output_mem="all"``."""
         return self._forward(x, {"spk": spk, "mem": mem}, sequence=True,
                              output_mem=output_mem)
+
+    def _check_input(self, x, sequence):
+        check_recurrent_input(self, x, sequence)
 
     def _op(self, x, spk, mem, *, output_mem):
         return ops.rleaky(x, spk, mem, beta=self.beta, threshold=self.threshold,

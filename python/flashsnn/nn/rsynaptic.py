@@ -6,8 +6,9 @@ from __future__ import annotations
 import mlx.core as mx
 
 from .. import ops
+from ..ops import _checks
 from .neurons import LIF
-from .rleaky import init_recurrent, recurrent_kwargs
+from .rleaky import check_recurrent_input, init_recurrent, recurrent_kwargs
 
 
 class RSynaptic(LIF):
@@ -36,6 +37,8 @@ class RSynaptic(LIF):
     ([0.0, 0.0, 1.0], [0.875], [1.375])
     """
 
+    _unit_params = ("alpha", "beta")
+
     _states = ("spk", "syn", "mem")
     _spk_state = True
 
@@ -51,7 +54,7 @@ class RSynaptic(LIF):
         init_recurrent(self, V, all_to_all, linear_features, conv2d_channels, kernel_size,
                        learn_recurrent)
         self._param("alpha", alpha, learn_alpha)
-        self.reset_delay = bool(reset_delay)
+        self.reset_delay = _checks.flag(type(self).__name__, "reset_delay", reset_delay)
 
     def __call__(self, input_: mx.array, spk: mx.array | None = None,
                  syn: mx.array | None = None, mem: mx.array | None = None):
@@ -64,6 +67,9 @@ class RSynaptic(LIF):
         mem)``, the states ``[*S]`` or ``[T, *S]`` with ``output_mem="all"``."""
         return self._forward(x, {"spk": spk, "syn": syn, "mem": mem}, sequence=True,
                              output_mem=output_mem)
+
+    def _check_input(self, x, sequence):
+        check_recurrent_input(self, x, sequence)
 
     def _op(self, x, spk, syn, mem, *, output_mem):
         return ops.rsynaptic(x, spk, syn, mem, alpha=self.alpha, beta=self.beta,

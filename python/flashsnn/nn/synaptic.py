@@ -6,6 +6,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from .. import ops
+from ..ops import _checks
 from .leaky import _check_inhibition
 from .neurons import LIF
 
@@ -33,6 +34,8 @@ class Synaptic(LIF):
     ([0.0, 0.0, 1.0], [0.875], [1.375])
     """
 
+    _unit_params = ("alpha", "beta")
+
     _states = ("syn", "mem")
 
     def __init__(self, alpha, beta, threshold=1.0, spike_grad=None,
@@ -44,7 +47,7 @@ class Synaptic(LIF):
                          inhibition, learn_beta, learn_threshold, reset_mechanism,
                          state_quant, output, backend=backend)
         self._param("alpha", alpha, learn_alpha)
-        self.reset_delay = bool(reset_delay)
+        self.reset_delay = _checks.flag(type(self).__name__, "reset_delay", reset_delay)
         _check_inhibition(self, self.reset_delay)
 
     def __call__(self, input_: mx.array, syn: mx.array | None = None,
