@@ -126,6 +126,7 @@ class SpikingNeuron(nn.Module):
         super().__init__()
         self._no_grad = _NoGrad()
         object.__setattr__(self, "_warned", set())  # _check_unit_params, once per name
+        object.__setattr__(self, "_checked", {})    # ... and once per array of a name
         tag = type(self).__name__
         if state_quant is not False and state_quant is not None:
             raise NotImplementedError(
@@ -355,12 +356,15 @@ class SpikingNeuron(nn.Module):
             if name in self._no_grad or name in self._warned:
                 continue
             p = self.get(name)
-            if not isinstance(p, mx.array):
+            # Once per array, not per call: reading the value waits for it,
+            # and a stepped layer is called T times between two updates of p.
+            if not isinstance(p, mx.array) or self._checked.get(name) is p:
                 continue
             try:
                 out = bool(mx.any((p < 0) | (p > 1)).item())
             except ValueError:  # under mx.compile / mx.vmap: no value to read
                 continue
+            self._checked[name] = p
             if out:
                 self._warned.add(name)
                 warnings.warn(
