@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+import flashsnn
 from flashsnn.train import distributed
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -35,8 +36,9 @@ def launcher():
 
 def train(out, argv, processes):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.join(ROOT, "python"),
-                                                    env.get("PYTHONPATH")) if p)
+    # the flashsnn this test imported (installed, or a source tree with _ext)
+    here = os.path.dirname(os.path.dirname(flashsnn.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "flashsnn", "train", *argv, "--out", str(out)]
     if processes > 1:
         cmd = [launcher(), "-n", str(processes), "--backend", "ring", *cmd]
