@@ -52,7 +52,7 @@ def label_range(op: str, y: mx.array, C: int) -> None:
     if y.size == 0:
         return
     try:
-        lo, hi = mx.min(y).item(), mx.max(y).item()
+        lo, hi = mx.stack([mx.min(y), mx.max(y)]).tolist()  # one evaluation, not two
     except ValueError:  # "Attempting to eval an array during ... compile or vmap"
         return
     if lo < 0 or hi >= C:
