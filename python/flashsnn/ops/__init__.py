@@ -8,8 +8,14 @@ and RLeaky's and RSynaptic's callable (all-to-all) feedback, which run the
 reference under ``backend="auto"`` and are an error under ``backend="fused"``.
 
 ``selective_scan`` is Mamba-1's scan (not a neuron family): fused on the CPU,
-the reference on a GPU until its GPU kernels exist.
+CUDA and Metal for up to 64 (CUDA) or 128 (Metal) states per channel.
+
+Under ``backend="auto"`` a fallback to the reference warns once per op and
+reason (:class:`ReferenceFallbackWarning`), and :func:`last_path` tells which
+path an op's last call took.
 """
+
+from ._checks import ReferenceFallbackWarning, last_path
 
 from .alif import alif
 from .alpha import alpha
@@ -22,4 +28,4 @@ from .selective_scan import selective_scan
 from .synaptic import synaptic
 
 __all__ = ["leaky", "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "alif",
-           "izhikevich", "selective_scan"]
+           "izhikevich", "selective_scan", "last_path", "ReferenceFallbackWarning"]
