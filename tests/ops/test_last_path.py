@@ -58,3 +58,21 @@ def test_a_layer_reports_through_its_op():
 def test_an_op_that_has_not_run():
     with pytest.raises(ValueError, match=r"\[last_path\] 'nope' has not run in this process"):
         fs.ops.last_path("nope")
+
+
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_no_shapeless_graph_is_traced_at_zero_steps(backend):
+    """A shapeless compile traced at T = 0 used to give (0, S) results at every
+    later T, silently; it is refused, and T = 0 outside a transformation and
+    shapeless graphs traced at T > 0 still work."""
+    m = mx.zeros((3,))
+    g = mx.compile(lambda x, m: fs.ops.leaky(x, m, beta=0.5, backend=backend), shapeless=True)
+    with pytest.raises(ValueError, match=r"\[leaky\] x has T = 0 steps inside mx.compile"):
+        g(mx.zeros((0, 3)), m)
+    spk, mem = g(mx.ones((4, 3)), m)
+    assert spk.shape == (4, 3) and mem.shape == (3,)
+    spk, mem = fs.ops.leaky(mx.zeros((0, 3)), m, beta=0.5, backend=backend)
+    assert spk.shape == (0, 3) and mem.shape == (3,)
+    with pytest.raises(ValueError, match=r"T = 0 steps inside mx.compile or mx.vmap"):
+        mx.vmap(lambda x: fs.ops.synaptic(x, alpha=0.5, beta=0.5, backend=backend)[0],
+                in_axes=1)(mx.zeros((0, 2, 3)))

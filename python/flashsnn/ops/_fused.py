@@ -18,8 +18,26 @@ from ._table import FAMILIES, Family
 _NO_STATE = mx.array(0.0, dtype=mx.float32)
 
 
+def _traced(x: mx.array) -> bool:
+    """Inside mx.compile or mx.vmap, where no array can be evaluated."""
+    try:
+        mx.eval(x)
+    except ValueError:
+        return True
+    return False
+
+
 def dispatch(op: str, backend: str, a) -> tuple[mx.array, ...]:
     """``backend`` resolved for ``a``: the fused kernel, or the reference."""
+    # Both paths answer T = 0 with arrays of x's shape made without a kernel;
+    # a shapeless mx.compile traced there would replay them at every later T
+    # (results of shape (0, *S) for x of (4, *S), silently). Only T = 0 pays
+    # for this check.
+    if a.x.shape[0] == 0 and _traced(a.x):
+        raise ValueError(f"[{op}] x has T = 0 steps inside mx.compile or mx.vmap: a "
+                         "shapeless compile traced at T = 0 would give empty results at "
+                         "every later T; call the op (or skip it) outside the transformation "
+                         "for T = 0")
     fam = FAMILIES[op]
     why_not = fam.reason(a) or _checks.kernel_reason(a.spike_grad)
     if not _checks.use_fused(op, backend, why_not):
