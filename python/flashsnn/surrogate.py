@@ -137,10 +137,11 @@ class Surrogate:
     def kernel_id(self) -> int | None:
         return KERNEL_IDS.get(self.name) if self._reference_fn is None else None
 
-    def spike(self, v: mx.array, inclusive: bool = False) -> mx.array:
+    def spike(self, v: mx.array, inclusive: bool = False, fired=None) -> mx.array:
         """Spikes for ``v = membrane - threshold`` (``v > 0``, or ``v >= 0``
-        when ``inclusive``) with this surrogate's gradient."""
-        h = (v >= 0) if inclusive else (v > 0)
+        when ``inclusive``; or ``fired`` where the caller compared the two
+        itself) with this surrogate's gradient."""
+        h = fired if fired is not None else ((v >= 0) if inclusive else (v > 0))
         h = h.astype(v.dtype)
         if self._reference_fn is not None:
             return self._reference_fn(v, h)
@@ -290,19 +291,23 @@ def custom_surrogate(custom_surrogate_function: Callable) -> Surrogate:
     return Surrogate("custom", 0.0, 0.0, {}, lambda v, h: spike(v))
 
 
-def fire(spike_grad, v: mx.array, inclusive: bool = False) -> mx.array:
+def fire(spike_grad, v: mx.array, inclusive: bool = False, fired=None) -> mx.array:
     """Spikes for ``v = membrane - threshold`` on the reference path.
 
-    A :class:`Surrogate` fires with ``v > 0`` (``v >= 0`` when ``inclusive``)
-    and carries its straight-through gradient; a plain callable ``f(v)``
-    decides its own firing rule (snnTorch's spike functions all use ``v > 0``).
+    A :class:`Surrogate` fires with ``v > 0`` (``v >= 0`` when ``inclusive``),
+    or where ``fired`` says, and carries its straight-through gradient; a
+    plain callable ``f(v)`` decides its own firing rule (snnTorch's spike
+    functions all use ``v > 0``). ``fired`` is ``membrane >= threshold``
+    computed by an inclusive caller: with both infinite, ``v`` is inf - inf =
+    NaN and ``v >= 0`` false, where the kernels (and IEEE's ``inf >= inf``)
+    fire. (For the strict ``>`` both sides agree: nothing fires.)
 
     >>> import mlx.core as mx, flashsnn as fs
     >>> fs.surrogate.fire(fs.surrogate.atan(), mx.array([-0.5, 0.0, 0.5])).tolist()
     [0.0, 0.0, 1.0]
     """
     if isinstance(spike_grad, Surrogate):
-        return spike_grad.spike(v, inclusive=inclusive)
+        return spike_grad.spike(v, inclusive=inclusive, fired=fired)
     out = spike_grad(v)
     # A Python-side check of what the user's callable returned (no array op):
     # MLX's own error further on ("stop_gradient(): incompatible function

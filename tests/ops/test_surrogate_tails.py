@@ -30,3 +30,18 @@ def test_sigmoid_surrogate_tails_are_exact(backend):
     want = np.array([exact(k, v) for v in vs])
     assert got[0] > 0 and got[-1] > 0                           # 2.7e-31, not 0
     np.testing.assert_allclose(got, want, rtol=2e-5)
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_inclusive_firing_at_an_infinite_threshold(backend):
+    """Same-step firing is ``membrane >= threshold`` on both paths, also where
+    both are infinite (inf - inf is NaN, and NaN >= 0 used to keep the
+    reference silent); the strict ``>`` of snnTorch's convention fires on
+    neither."""
+    inf = float("inf")
+    x = mx.array([[inf, 1.0], [-inf, inf]])
+    spk, _ = fs.ops.leaky(x, beta=0.5, threshold=inf, reset_mechanism="none",
+                          convention="same_step", backend=backend)
+    assert spk.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    spk, _ = fs.ops.leaky(x, beta=0.5, threshold=inf, reset_mechanism="none", backend=backend)
+    assert spk.tolist() == [[0.0, 0.0], [0.0, 0.0]]

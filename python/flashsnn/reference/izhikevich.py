@@ -29,13 +29,13 @@ def run(args: IzhikevichArgs) -> tuple[mx.array, mx.array, mx.array]:
     u = args.u if args.u is not None else mx.broadcast_to(b * v, args.S)
     steps = Steps(args)
     for t in range(x.shape[0]):
-        r = mx.stop_gradient(fire(args.spike_grad, v - th, True))
+        r = mx.stop_gradient(fire(args.spike_grad, v - th, True, fired=v >= th))
         v = mx.where(r > 0, c, v)
         u = u + r * d
         v = v + half * (0.04 * v * v + 5.0 * v + 140.0 - u + x[t])
         v = v + half * (0.04 * v * v + 5.0 * v + 140.0 - u + x[t])
         u = u + dt * a * (b * v - u)
-        steps.add(fire(args.spike_grad, v - th, True), v, u)
+        steps.add(fire(args.spike_grad, v - th, True, fired=v >= th), v, u)
     return steps.outputs(v, u)
 
 

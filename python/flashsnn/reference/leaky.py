@@ -45,7 +45,7 @@ def run(a: LeakyArgs) -> tuple[mx.array, mx.array]:
                 h = b * ((1.0 - r) * u) + xt
             else:
                 h = b * u + xt
-        s = _fire(a.spike_grad, h - th, same_step)
+        s = _fire(a.spike_grad, h - th, same_step, fired=(h >= th) if same_step else None)
         if a.mode == DELAYED or a.reset == "none":
             u = h
         else:
