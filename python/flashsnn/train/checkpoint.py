@@ -148,15 +148,21 @@ def _match(op: str, path: str, what: str, got: dict, want: dict) -> None:
                              f"{what} {tuple(v.shape)}")
 
 
-def load(directory: str, model, optimizer, *, kind: str, config: dict) -> dict:
+def load(directory: str, model, optimizer, *, kind: str, config: dict,
+         epochs: int | None = None) -> dict:
     """Restore ``model`` and ``optimizer`` from ``directory`` (before the
     training step is built: a compiled step holds the optimizer's state).
+    ``epochs``: the run's total, which must lie past the checkpoint's (not
+    checked when None).
     Returns ``{"epoch", "epochs", "rng", "keys", "extra"}``: the epoch the
     checkpoint ends, the epochs' records, a numpy Generator and the MLX keys
     to go on with, and save's ``extra``. Checks everything before changing
     anything."""
     op = _op(kind)
     index = _read_index(directory, kind)
+    if epochs is not None and int(index["epoch"]) >= epochs:
+        raise ValueError(f"[{op}] {directory} already ends epoch {index['epoch']} of "
+                         f"--epochs {epochs}: ask for more epochs to go on")
     diff = _differences(index.get("config", {}), config)
     if diff:
         raise ValueError(f"[{op}] {directory} was trained with another configuration "

@@ -29,7 +29,10 @@ def group():
 
 def rows(n: int, g) -> slice:
     """This process's rows of a batch of ``n``: ``numpy.array_split``'s
-    near-equal parts, in rank order (a process may get none)."""
+    near-equal parts, in rank order (a process may get none); all of them
+    without a group."""
+    if g is None:
+        return slice(0, n)
     k, r = g.size(), g.rank()
     bounds = np.cumsum([0] + [n // k + (1 if i < n % k else 0) for i in range(k)])
     return slice(int(bounds[r]), int(bounds[r + 1]))
@@ -52,8 +55,8 @@ def _take(x, part: slice, axis: int):
 
 
 def total(value, g) -> float:
-    """``value`` summed over the group's processes."""
-    if g.size() == 1:
+    """``value`` summed over the group's processes (itself without a group)."""
+    if g is None or g.size() == 1:
         return float(value)
     return float(mx.distributed.all_sum(mx.array(float(value), mx.float32), group=g).item())
 

@@ -80,15 +80,14 @@ class TrainConfig:
 def _evaluate(model, x: mx.array, y: np.ndarray, group=None) -> float:
     """Test accuracy; with a group, each process counts its rows, summed."""
     n = len(y)
-    if group is not None:
-        part = distributed.rows(n, group)
-        x, y = x[:, part], y[part]
+    part = distributed.rows(n, group)
+    x, y = x[:, part], y[part]
     correct = 0
     for i in range(0, len(y), EVAL_BATCH):
         _, mem = model(x[:, i:i + EVAL_BATCH])
         pred = np.array(mx.argmax(mem, axis=-1))
         correct += int((pred == y[i:i + EVAL_BATCH]).sum())
-    return (distributed.total(correct, group) if group is not None else correct) / n
+    return distributed.total(correct, group) / n
 
 
 def _machine() -> dict:
@@ -160,12 +159,10 @@ def _train(cfg: TrainConfig, device: mx.Device, log) -> dict:
 
     epochs, first, untrained = [], 1, None
     if cfg.resume:                  # before the step: a compiled step holds opt.state
-        st = checkpoint.load(cfg.resume, model, opt, kind="mlp", config=asdict(cfg))
+        st = checkpoint.load(cfg.resume, model, opt, kind="mlp", config=asdict(cfg),
+                             epochs=cfg.epochs)
         epochs, first, rng = st["epochs"], st["epoch"] + 1, st["rng"]
         train_key, untrained = st["keys"]["train"], st["extra"].get("untrained_test_accuracy")
-        if first > cfg.epochs:
-            raise ValueError(f"[train] {cfg.resume} already ends epoch {st['epoch']} of "
-                             f"--epochs {cfg.epochs}: ask for more epochs to go on")
     save_to = cfg.save or cfg.resume
     step = make_train_step(model, opt, loss_fn, compile=cfg.compile, group=group)
     x_test = encoding.rate(mx.array(ds.x_test), cfg.steps, key=test_key)

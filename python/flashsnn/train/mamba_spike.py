@@ -105,7 +105,8 @@ class MambaSpikeConfig:
             # SHD has no recipe in the public code: N-TIDIGITS's model (the
             # other audio set) over 100 bins (10 ms for SHD's ~1 s samples).
             p = MAMBA_SPIKE_PRESETS["ntidigits" if c.data == "shd" else c.data]
-            base = dict(steps=100 if c.data == "shd" else p.steps, threshold=1.0, channels=p.channels, d_model=p.d_model,
+            base = dict(steps=100 if c.data == "shd" else p.steps, threshold=1.0,
+                        channels=p.channels, d_model=p.d_model,
                         n_layers=p.n_layers, d_state=p.d_state, batch_size=32, epochs=10)
         for k, v in base.items():
             if getattr(c, k) is None:
@@ -144,13 +145,12 @@ def evaluate(model, source, group=None) -> float:
     distributed group, each process counts its rows of every batch, summed."""
     correct = 0
     for x, y in source.test_batches(EVAL_BATCH):
-        if group is not None:
-            part = distributed.rows(len(y), group)
-            x, y = x[:, part], np.asarray(y)[part]
-            if len(y) == 0:
-                continue
+        part = distributed.rows(len(y), group)
+        x, y = x[:, part], np.asarray(y)[part]
+        if len(y) == 0:
+            continue
         correct += int((np.array(mx.argmax(model(x), axis=-1)) == np.asarray(y)).sum())
-    return (distributed.total(correct, group) if group is not None else correct) / source.n_test
+    return distributed.total(correct, group) / source.n_test
 
 
 def make_step(model, opt, clip: float, compile: bool, group=None):
@@ -201,14 +201,12 @@ def _train(cfg: MambaSpikeConfig, device, log) -> dict:
     opt = make_optimizer(cfg, cfg.epochs * n_batches)
     epochs, first, untrained = [], 1, None
     if cfg.resume:                  # before the step: a compiled step holds opt.state
-        st = checkpoint.load(cfg.resume, model, opt, kind="mamba-spike", config=asdict(cfg))
+        st = checkpoint.load(cfg.resume, model, opt, kind="mamba-spike", config=asdict(cfg),
+                             epochs=cfg.epochs)
         epochs, first, rng = st["epochs"], st["epoch"] + 1, st["rng"]
         untrained = st["extra"].get("untrained_test_accuracy")
         if "data" in st["keys"]:
             src.key = st["keys"]["data"]
-        if first > cfg.epochs:
-            raise ValueError(f"[{OP}] {cfg.resume} already ends epoch {st['epoch']} of "
-                             f"--epochs {cfg.epochs}: ask for more epochs to go on")
     save_to = cfg.save or cfg.resume
     step = make_step(model, opt, cfg.clip, cfg.compile, group)
     d = src.describe
