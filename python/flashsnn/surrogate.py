@@ -106,6 +106,17 @@ def _f_leaky_spike_operator(v, s, a, b):
     return v * (s + (1.0 - s) * a)
 
 
+def _nan_probe(v):
+    """Exactly 0, with a derivative that is NaN where ``v`` is NaN and 0
+    elsewhere: the surrogate's slope at a NaN ``v`` is NaN on both paths
+    (docs/design.md, "Non-finite values"), but the straight-through term
+    above cannot carry it (it is masked by the where; unmasked, NaN - NaN
+    would make the spike NaN). ``(|v| + 1)^0`` is 1 for every v, NaN
+    included (IEEE pow), and its derivative ``0 * (|v| + 1)^-1 * sign(v)``
+    is 0 for every number (``|v| + 1 >= 1``; 0 at +-inf) and NaN for NaN."""
+    return mx.power(mx.abs(v) + 1.0, 0.0) - 1.0
+
+
 _ANTIDERIVATIVES = {
     "atan": _f_atan,
     "fast_sigmoid": _f_fast_sigmoid,
@@ -147,9 +158,11 @@ class Surrogate:
             return self._reference_fn(v, h)
         f = _ANTIDERIVATIVES[self.name](v, h, self.a, self.b)
         # f - stop_gradient(f) is exactly 0 where f is finite; the where keeps
-        # an infinite membrane from turning the spike into inf - inf = NaN.
+        # an infinite membrane from turning the spike into inf - inf = NaN, and
+        # gives the slope 0 at v = +-inf (F' there is 0 or, for the linear F
+        # of triangular, straight_through, heaviside and LSO, is zeroed).
         zero = mx.where(mx.isfinite(f), f - _sg(f), 0.0)
-        return _sg(h) + zero.astype(v.dtype)
+        return _sg(h) + zero.astype(v.dtype) + _nan_probe(v)
 
     def __call__(self, v: mx.array) -> mx.array:
         return self.spike(v)

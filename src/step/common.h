@@ -111,6 +111,20 @@ struct Surrogate {
   float b;
 };
 
+// The largest finite float: |v| <= kFloatMax is false for +-inf and NaN.
+FS_CONST float kFloatMax = 3.40282347e+38f;
+
+// A surrogate's slope g at a v that may not be finite, by the rule both paths
+// follow (docs/design.md, "Non-finite values"): NaN where v is NaN (the NaN
+// reaches every gradient it flows back to, as autograd of the formulas does),
+// 0 where v is +-inf (a membrane infinitely far from threshold: the limit of
+// every decaying surrogate, and a threshold of inf passes no gradient).
+// atan, fast_sigmoid, sigmoid and spike_rate_escape give that by themselves;
+// the surrogates with constant tails or a comparison on v go through this.
+FS_FN float finite_only(float v, float g) {
+  return FS_FABSF(v) <= kFloatMax ? g : (v == v ? 0.0f : v);
+}
+
 // d spike / d v at v = membrane - threshold; `s` is the spike fired there.
 FS_FN float surrogate_grad(Surrogate g, float v, float s) {
   switch (g.id) {
@@ -133,19 +147,19 @@ FS_FN float surrogate_grad(Surrogate g, float v, float s) {
       return g.a * e / (d * d);
     }
     case kTriangular:
-      return v < 0.0f ? g.a : -g.a;
+      return finite_only(v, v < 0.0f ? g.a : -g.a);
     case kStraightThrough:
-      return 1.0f;
+      return finite_only(v, 1.0f);
     case kHeaviside:
-      return s;
+      return finite_only(v, s);
     case kSpikeRateEscape:
       return g.b * FS_EXPF(-g.a * FS_FABSF(v - 1.0f));
     case kSparseFastSigmoid: {
       float d = g.a * FS_FABSF(v) + 1.0f;
-      return v > g.b ? 1.0f / (d * d) : 0.0f;
+      return finite_only(v, v > g.b ? 1.0f / (d * d) : 0.0f);
     }
     case kLeakySpikeOperator:
-      return s > 0.0f ? 1.0f : g.a;
+      return finite_only(v, s > 0.0f ? 1.0f : g.a);
     default:
       return 0.0f;
   }
