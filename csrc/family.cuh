@@ -282,6 +282,7 @@ struct BwdState {
   float m0[F::kStates][V];    // initial states (the states entering step 0)
   float gu[F::kStates][V];    // dL/d(states) carried back
   float gc[F::kConsts][V];    // sums over T of the constants' gradients
+  float gk[F::kConsts][V];    // and their compensations (fs::add_compensated)
   float next[F::kSaves][V];   // saves at the step above the next batch (loaded once)
 };
 
@@ -364,7 +365,11 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
       FS_UNROLL
       for (int q = 0; q < NS; ++q) st.gu[q][k] = r.dprev.v[q];
       FS_UNROLL
-      for (int q = 0; q < F::kConsts; ++q) st.gc[q][k] += r.dc.v[q];
+      for (int q = 0; q < F::kConsts; ++q) {
+        const fs::Sum a = fs::add_compensated(fs::Sum{st.gc[q][k], st.gk[q][k]}, r.dc.v[q]);
+        st.gc[q][k] = a.s;
+        st.gk[q][k] = a.c;
+      }
     }
     store<T, V>(static_cast<T*>(p.dx) + o0 - j * N, g);
   }

@@ -160,7 +160,7 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     // A state with no output has no cotangent of its own.
     gu.v[j] = fs_mem_all || j >= F::kOutputStates ? 0.0f : static_cast<float>(b.dstate[j][i]);
   }
-  fs::Vec<F::kConsts> gc = {};
+  fs::Vec<F::kConsts> gc = {}, gk = {};  // sums over T and their compensations
   fs::Vec<F::kSaves> sv = load_saves<F, MODE>(b, ulong(steps - 1) * n + i);
   for (uint k = 0; k < steps; ++k) {
     const uint t = steps - 1 - k;
@@ -186,7 +186,11 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     const fs::Grad<F> r = F::template backward<RESET, MODE>(sv, prev, xv, c, ds, d, sg, fs_detach);
     b.dx[o] = static_cast<T>(r.dx);
     gu = r.dprev;
-    for (int j = 0; j < F::kConsts; ++j) gc.v[j] += r.dc.v[j];
+    for (int j = 0; j < F::kConsts; ++j) {
+      const fs::Sum a = fs::add_compensated(fs::Sum{gc.v[j], gk.v[j]}, r.dc.v[j]);
+      gc.v[j] = a.s;
+      gk.v[j] = a.c;
+    }
     sv = svp;
   }
   for (int j = 0; j < F::kStates; ++j) b.dstate0[j][i] = gu.v[j];

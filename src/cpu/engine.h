@@ -213,8 +213,9 @@ void slopes(fs::Surrogate g, const float* const* sv, const float* const* svp, co
 // One reverse step for n <= kChunk neurons. gu: dL/d(states out of step t)
 // from step t+1 (block arrays), updated to dL/d(states entering it); dm: the
 // state cotangents at this step (zero rows when only the last counts).
-// PARAMS: accumulate the constants' gradients (the compiler drops their
-// arithmetic, and what only they use, without).
+// PARAMS: accumulate the constants' gradients in gc, their compensations
+// (fs::add_compensated) NC arrays further on (the compiler drops the
+// arithmetic, and what only it uses, without).
 template <class F, typename T, int RESET, int MODE, bool CARRIED, bool PARAMS>
 FS_ROW void backward_row(const float* const* sv, const float* const* svp,
                          const float* __restrict m0, const T* __restrict x,
@@ -232,7 +233,13 @@ FS_ROW void backward_row(const float* const* sv, const float* const* svp,
     dx[k] = static_cast<T>(r.dx);
     for (int j = 0; j < F::kStates; ++j) gu[j * kBlock + k] = r.dprev.v[j];
     if (PARAMS) {
-      for (int j = 0; j < F::kConsts; ++j) gc[j * kBlock + k] += r.dc.v[j];
+      for (int j = 0; j < F::kConsts; ++j) {
+        float* sum = gc + j * kBlock + k;
+        float* comp = sum + F::kConsts * kBlock;
+        const fs::Sum a = fs::add_compensated(fs::Sum{*sum, *comp}, r.dc.v[j]);
+        *sum = a.s;
+        *comp = a.c;
+      }
     }
   }
 }
@@ -252,10 +259,11 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   constexpr int NS = F::kStates, NO = F::kOutputStates, NC = F::kConsts, NV = F::saves(MODE);
   const int64_t N = a.d.N;
   const LineGrid grid(a.save[0], N);
-  Scratch buf(F::kParams, NS + NC + NC + NS, grid.state_shift(i0));
+  // gu [NS], gc [NC] and its compensations [NC], cs [NC], m0 [NS].
+  Scratch buf(F::kParams, NS + 3 * NC + NS, grid.state_shift(i0));
   float* sg = buf.chunk;
-  float *gu = buf.array(0), *gc = buf.array(NS), *cs = buf.array(NS + NC),
-        *m0 = buf.array(NS + 2 * NC);
+  float *gu = buf.array(0), *gc = buf.array(NS), *cs = buf.array(NS + 2 * NC),
+        *m0 = buf.array(NS + 3 * NC);
   const std::vector<T> zeros(kChunk, static_cast<T>(0.0f));
   OutRow<T> dx;
   const float* sv[NV];
@@ -272,7 +280,7 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
       }
       load_suffix(a.state0[j], a.d.P_state[j], j0, m0 + j * kBlock, n);
     }
-    std::fill(gc, gc + NC * kBlock, 0.0f);
+    std::fill(gc, gc + 2 * NC * kBlock, 0.0f);
     prepare_block<F>(a.param, a.d.P_param, j0, n, buf.chunk, cs);
     for (int64_t t = a.d.T - 1; t >= 0; --t) {
       dx.start(a.dx + t * N + j0);
