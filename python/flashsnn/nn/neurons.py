@@ -263,7 +263,7 @@ class SpikingNeuron(nn.Module):
             # Stepping without a state continues from the stored one, as in
             # snnTorch; a sequence starts from zeros unless init_hidden.
             if v is not None:
-                v = self._given_state(k, v, S, sequence)
+                v = self._given_state(k, v, sequence)
             elif self.init_hidden or not sequence:
                 v = hidden[k]
                 # snnTorch: a stored state whose shape differs from the
@@ -281,6 +281,8 @@ class SpikingNeuron(nn.Module):
         self._check_input(x, sequence)
         try:
             out = self._op(x if sequence else x[None], *init, output_mem=om)
+        except _checks.StateShapeError as e:
+            raise self._state_shape_error(e, sequence) from None
         except (ValueError, TypeError, RuntimeError) as e:
             raise _retag(e, tag) from None
         spk, states = out[0], list(out[1:])
@@ -311,30 +313,41 @@ class SpikingNeuron(nn.Module):
             return (spk_out, *shown)
         return spk_out
 
-    def _given_state(self, name: str, v, S: tuple, sequence: bool):
+    def _given_state(self, name: str, v, sequence: bool):
         """A state the caller passed: None for an empty one (what
-        ``init_leaky()``... return: zeros), else an array of the input's
-        neuron shape ``S`` or one that broadcasts to it; anything else is an
-        error naming the layer (before: replaced by zeros without a word)."""
-        tag = type(self).__name__
+        ``init_leaky()``... return: zeros), else the array (a list or NumPy
+        array made one) for the op. The op checks its shape against the
+        input's (:func:`flashsnn.ops._checks.state`, the one copy of that
+        rule) and the layer words that error as its own
+        (:meth:`_state_shape_error`).
+
+        Two checks stay here because the op cannot make them: a tuple of
+        state arrays must be refused before ``mx.array`` stacks it (the
+        tuple ``init_synaptic()`` returns before the first call would stack
+        into an empty ``[2, 0]`` array, zeros without a word, and two
+        ``[N]`` states into a ``[2, N]`` one that broadcasts to an input of
+        batch 2; any other would get a shape error with no word of
+        unpacking); and an empty array meaning zeros is the layers'
+        convention (snnTorch's ``reset_mem()``), not the op's (None)."""
         if isinstance(v, (tuple, list)) and any(isinstance(e, mx.array) for e in v):
             raise TypeError(
-                f"[{tag}] {name} must be an array; got a {type(v).__name__} of {len(v)} "
-                f"arrays: unpack the states, e.g. `{self._call_hint(sequence)}`")
-        v = _checks.as_array(tag, name, v, "an mlx.core.array or None")
+                f"[{type(self).__name__}] {name} must be an array; got a {type(v).__name__} "
+                f"of {len(v)} arrays: unpack the states, e.g. `{self._call_hint(sequence)}`")
         if not isinstance(v, mx.array):
-            return v  # a float: the op takes it (or says what is wrong)
-        if v.size == 0:
-            return None
-        shape = tuple(v.shape)
-        if shape != S and not _checks.broadcasts_to(shape, S):
-            what = "the input's shape without its time axis" if sequence else \
-                "the input's shape"
-            raise ValueError(
-                f"[{tag}] {name} of shape {shape} does not fit the input: expected {S} "
-                f"({what}) or a shape that broadcasts to it; an empty array (as "
-                f"reset_mem() returns before the first call) means zeros")
-        return v
+            v = _checks.as_array(type(self).__name__, name, v, "an mlx.core.array or None")
+            if not isinstance(v, mx.array):
+                return v  # a float: the op takes it (or says what is wrong)
+        return None if v.size == 0 else v
+
+    def _state_shape_error(self, e: "_checks.StateShapeError", sequence: bool) -> ValueError:
+        """The op's error for a state that does not broadcast to the neuron
+        shape, in the layer's words: the input the user passed has no time
+        axis when stepping, and an empty array means zeros."""
+        what = "the input's shape without its time axis" if sequence else "the input's shape"
+        return ValueError(
+            f"[{type(self).__name__}] {e.name} of shape {e.shape} does not fit the input: "
+            f"expected {e.S} ({what}) or a shape that broadcasts to it; an empty array (as "
+            f"reset_mem() returns before the first call) means zeros")
 
     def _call_hint(self, sequence: bool) -> str:
         states = ", ".join(self._states)

@@ -68,6 +68,18 @@ def broadcasts_to(shape: tuple, S: tuple) -> bool:
         return False
 
 
+class StateShapeError(ValueError):
+    """A state that does not broadcast to the neuron shape S. Its message is
+    the op's; ``name``, ``shape`` and ``S`` let a caller (a ``flashsnn.nn``
+    layer) say it in its own words without a copy of the rule. Built from a
+    message alone (as ``type(e)(msg)`` retags errors) they are None."""
+
+    def __init__(self, msg: str, name: str | None = None, shape: tuple | None = None,
+                 S: tuple | None = None):
+        super().__init__(msg)
+        self.name, self.shape, self.S = name, shape, S
+
+
 def state(op: str, name: str, s, S: tuple):
     """A state argument (``mem``, ``syn``...): None, a float, or a float
     array of shape S or broadcastable to it (a NumPy array or a list too),
@@ -86,8 +98,9 @@ def state(op: str, name: str, s, S: tuple):
     shape = tuple(s.shape)
     if shape != S:
         if not broadcasts_to(shape, S):
-            raise ValueError(f"[{op}] {name} must have shape {S} (x without its time axis) "
-                             f"or one that broadcasts to it; got {shape}")
+            raise StateShapeError(f"[{op}] {name} must have shape {S} (x without its time "
+                                  f"axis) or one that broadcasts to it; got {shape}",
+                                  name, shape, S)
         s = mx.broadcast_to(s, S)
     return s.astype(mx.float32)
 
