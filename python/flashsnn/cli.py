@@ -20,6 +20,15 @@ COMMANDS = {
 }
 
 
+def fail(command: str, msg: str) -> int:
+    """A subcommand's usage error: ``flashsnn COMMAND: error: MSG`` on
+    stderr, as argparse says its own, and 2, argparse's exit status for
+    them. Each subcommand binds its name (``functools.partial(fail,
+    "bench")``)."""
+    print(f"flashsnn {command}: error: {msg}", file=sys.stderr)
+    return 2
+
+
 class _Version(argparse.Action):
     """``--version``: flashsnn's and MLX's, imported only when asked."""
 

@@ -31,6 +31,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import mlx.core as mx
@@ -41,8 +42,11 @@ import flashsnn as fs
 from . import percall
 from .._backend import ext
 from .._device import resolve_device
+from ..cli import fail
 from ..ops._table import DELAYED
 from .registry import BENCHMARKS, Case, make_inputs, unknown_family
+
+_fail = partial(fail, "bench")
 
 PARITY_MEM_TOL = 1e-5   # relative RMS of each final state (the membrane, ...)
 PARITY_GRAD_TOL = 1e-5  # relative RMS of dL/dx, fused vs reference
@@ -494,10 +498,6 @@ def cache_limit_label(mb: int) -> str:
     own = mx.set_cache_limit(0)  # set_cache_limit returns the limit it replaces
     mx.set_cache_limit(own)
     return f"{own >> 20} MB (MLX's own)"
-
-
-def _fail(msg: str) -> int:
-    return print(f"flashsnn bench: error: {msg}", file=sys.stderr) or 2
 
 
 def parse_shapes(shapes: list[str]) -> list[tuple[int, int, int]]:

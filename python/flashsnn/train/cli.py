@@ -12,12 +12,15 @@ Mamba-Spike (``--model mamba-spike``, :mod:`flashsnn.train.cli_mamba`).
 from __future__ import annotations
 
 import argparse
-import sys
+from functools import partial
 
 from .._device import DEVICES
+from ..cli import fail
 from ..data import NAMES
 from ..models import PRESETS
 from . import cli_mamba
+
+_fail = partial(fail, "train")
 
 MODELS = ("mlp", "mamba-spike")
 
@@ -117,11 +120,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is off anyway when stderr is not a terminal)")
     cli_mamba.add_arguments(p, _positive_int, _positive_float)
-
-
-def _fail(msg: str) -> int:
-    print(f"flashsnn train: error: {msg}", file=sys.stderr)
-    return 2
 
 
 def run(args: argparse.Namespace) -> int:
