@@ -52,7 +52,12 @@ def test_memory_mode(tmp_path):
 
 def test_bad_shapes_and_memory_elsewhere_are_errors(capsys):
     assert cli.main(["bench", "--family", "selective_scan", "--shapes", "2,9,5"]) == 2
-    assert "[bench] --shapes takes B,L,D,N" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "flashsnn bench: error: --shapes '2,9,5': takes B,L,D,N quadruples for selective_scan "
+        "such as 32,100,256,16 (4 positive integers; got 3 values)\n")
+    assert cli.main(["bench", "--family", "selective_scan", "--shapes", "2,9,5,3", "2,0,5,3"]) == 2
+    assert capsys.readouterr().err == (
+        "flashsnn bench: error: --shapes '2,0,5,3': L must be a positive integer; got '0'\n")
     assert cli.main(["bench", "--family", "leaky", "--memory"]) == 2
     assert "[bench] --memory is for --family selective_scan" in capsys.readouterr().err
 

@@ -86,7 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where MLX runs (default: cpu); gpu needs MLX's CUDA build or Metal")
     p.add_argument("--shapes", nargs="*", metavar="T,B,N",
                    help="shapes to run instead of the registry's, e.g. 100,32,1024 "
-                        "(positive integers; default: the registry's shapes for --device)")
+                        "(positive integers; B,L,D,N for selective_scan; default: the "
+                        "registry's shapes for --device)")
     p.add_argument("--memory", action="store_true",
                    help="selective_scan only: peak memory of a fused forward+backward against L")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
@@ -500,14 +501,24 @@ def cache_limit_label(mb: int) -> str:
     return f"{own >> 20} MB (MLX's own)"
 
 
-def parse_shapes(shapes: list[str]) -> list[tuple[int, int, int]]:
-    """``--shapes`` values as (T, B, N); ValueError naming the bad value and the rule."""
+_TUPLES = {2: "pairs", 3: "triples", 4: "quadruples"}
+
+
+def parse_shapes(shapes: list[str], fields: str = "TBN", example: str = "100,32,1024",
+                 family: str = "") -> list[tuple[int, ...]]:
+    """``--shapes`` values as tuples of ``len(fields)`` positive integers,
+    one letter of ``fields`` naming each (``"TBN"`` for the neuron
+    families, ``"BLDN"`` for selective_scan); ValueError naming the bad
+    value and the rule."""
+    n = len(fields)
+    form = ",".join(fields) + " " + _TUPLES.get(n, f"{n}-tuples") + \
+        (f" for {family}" if family else "")
     for s in shapes:
         parts = s.split(",")
-        if len(parts) != 3:
-            raise ValueError(f"--shapes {s!r}: takes T,B,N triples such as 100,32,1024 "
-                             f"(3 positive integers; got {len(parts)} values)")
-        for name, v in zip("TBN", parts):
+        if len(parts) != n:
+            raise ValueError(f"--shapes {s!r}: takes {form} such as {example} "
+                             f"({n} positive integers; got {len(parts)} values)")
+        for name, v in zip(fields, parts):
             if not v.strip().isdecimal() or int(v) < 1:
                 raise ValueError(f"--shapes {s!r}: {name} must be a positive integer; got {v!r}")
     return [tuple(int(v) for v in s.split(",")) for s in shapes]

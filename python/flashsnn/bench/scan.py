@@ -292,19 +292,16 @@ def percall_row(shape, pas, mode, args) -> dict:
 def run(args) -> int:
     """From ``flashsnn bench``'s arguments (runner.add_arguments): --device,
     --shapes as B,L,D,N, --impls, --repeat, --budget, --memory, --out."""
+    from ..cli import fail
+    from .runner import machine_info, parse_shapes
+    try:
+        shapes = parse_shapes(args.shapes or [], "BLDN", "32,100,256,16", "selective_scan")
+    except ValueError as e:
+        return fail("bench", str(e))
+    if not shapes:
+        shapes = [(1, L, 256, 16) for L in MEMORY_LS] if args.memory else SHAPES
     if args.device == "gpu":
         mx.set_default_device(mx.gpu)
-    try:
-        default = [(1, L, 256, 16) for L in MEMORY_LS] if args.memory else SHAPES
-        shapes = ([tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes
-                  else default)
-        if any(len(s) != 4 or min(s) < 1 for s in shapes):
-            raise ValueError
-    except ValueError:
-        print(f"[bench] --shapes takes B,L,D,N such as 32,100,256,16 for selective_scan; "
-              f"got {args.shapes}", file=sys.stderr)
-        return 2
-    from .runner import machine_info
     result = {"machine": machine_info(args.device), "family": "selective_scan",
               "command": "flashsnn bench " + " ".join(sys.argv[2:])}
     if args.memory:
