@@ -35,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import mlx.core as mx
@@ -42,6 +43,7 @@ import numpy as np
 
 from .._device import DEVICES, resolve_device
 from .. import memory
+from ..cli import fail as cli_fail
 from . import runner
 from .train_impls import BASELINE, IMPLS, Workload, make_data
 
@@ -296,9 +298,7 @@ def _tb(s: str, flag: str) -> tuple[int, int]:
 def run(args) -> int:
     from tqdm import tqdm
 
-    def fail(msg):
-        print(f"flashsnn bench-train: error: {msg}", file=sys.stderr)
-        return 2
+    fail = partial(cli_fail, "bench-train")
 
     try:
         device = resolve_device(args.device)
