@@ -60,12 +60,15 @@ __host__ __device__ constexpr int min_blocks(bool backward, int vec) {
 // registers.
 //  forward   live: states + constants; streams: x.
 //            First kernel: 3 live + 8 steps (V = 4) or 32 (V = 1) of x = 11 / 35.
-//  backward  live: state gradients + initial states + constants + their
-//            gradient sums + the saves carried to the next batch; streams:
-//            every save (each loaded once, one step below), dspk, a
-//            cotangent per state (mem_all), and x when backward() reads it.
-//            First kernel: 8 live + 4 (V = 4) or 16 (V = 1) steps of 4 streams
-//            (h, u, dspk, dmem) = 24 / 72.
+//  backward  live: state gradients + constants + their gradient sums and
+//            the sums' compensations + the saves carried to the next batch
+//            (the initial states are read at step 0 only); streams: every
+//            save (each loaded once, one step below), dspk, a cotangent per
+//            state (mem_all), and x when backward() reads it.
+//            First kernel: 9 live + 4 (V = 4) or 16 (V = 1) steps of 4 streams
+//            (h, u, dspk, dmem) = 25 / 73. (Before the compensated sums: 8
+//            live, 24 / 72, and the initial states counted; every family kept
+//            its U but Izhikevich at V = 1, 9 -> 8.)
 // The worst mode's counts (kSaves, not saves(mode)) so that a family's U is
 // one number; at least 1 step.
 template <class F>
@@ -76,9 +79,9 @@ __host__ __device__ constexpr int fwd_unroll(int vec) {
 }
 template <class F>
 __host__ __device__ constexpr int bwd_unroll(int vec) {
-  const int live = 2 * F::kStates + 2 * F::kConsts + F::kSaves;
+  const int live = F::kStates + 3 * F::kConsts + F::kSaves;
   const int streams = F::kSaves + 1 + F::kOutputStates + (F::kBackwardX ? 1 : 0);
-  const int u = ((vec == 4 ? 24 : 72) - live) / streams;
+  const int u = ((vec == 4 ? 25 : 73) - live) / streams;
   return u < 1 ? 1 : u;
 }
 // The tail after the full batches: batches of 4 (or U, if smaller), then 1.
@@ -279,7 +282,6 @@ FS_FN void slopes(fs::Surrogate g, const fs::Fire (&f)[V], float (&sg)[V]) {
 template <class F, int V>
 struct BwdState {
   float c[F::kConsts][V];     // the trait's constants
-  float m0[F::kStates][V];    // initial states (the states entering step 0)
   float gu[F::kStates][V];    // dL/d(states) carried back
   float gc[F::kConsts][V];    // sums over T of the constants' gradients
   float gk[F::kConsts][V];    // and their compensations (fs::add_compensated)
@@ -345,11 +347,19 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
     fs::Vec<NS> prev[V];
     fs::Fire f[V];
     float sg[V];
+    // The initial states, read only here (step 0): kept in BwdState for the
+    // whole loop they held kStates x V registers, and with the compensated
+    // sums ALIF's and Izhikevich's bfloat16 kernels (V = 4) spilled.
+    float m0[NS][V];
+    if (!has_prev) {
+      FS_UNROLL
+      for (int q = 0; q < NS; ++q) load_suffix<V>(p.state0[q], p.P_state[q], i, m0[q]);
+    }
     FS_UNROLL
     for (int k = 0; k < V; ++k) {
       const fs::Vec<F::kConsts> c = column(st.c, k);
       prev[k] = has_prev ? F::template carried<RESET, MODE>(saves_of<F>(sv[j + 1], k), c)
-                         : column(st.m0, k);
+                         : column(m0, k);
       f[k] = F::template fire<RESET, MODE>(saves_of<F>(sv[j], k), prev[k], c);
     }
     slopes<V>(p.g, f, sg);
@@ -389,8 +399,6 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid) {
   const int64_t i = tid * V;
   if (i >= p.N) return;
   BwdState<F, V> st{};  // gradient sums start at zero
-  FS_UNROLL
-  for (int q = 0; q < NS; ++q) load_suffix<V>(p.state0[q], p.P_state[q], i, st.m0[q]);
   prepare<F, V>(p.param, p.P_param, i, st.c);
   if (!p.mem_all) {
     FS_UNROLL
