@@ -51,7 +51,13 @@ def initial_states(fam: Family, a) -> list[mx.array]:
     out = []
     for name in fam.states:
         make = fam.initial.get(name)
-        s = make(a) if make is not None else getattr(a, name)
+        if make is not None:
+            # Made from the parameters, so it has their broadcast shape, which
+            # need not be a suffix of S (b of shape (B, 1) makes Izhikevich's
+            # u = b * mem (B, 1)): the kernels' form, as for a parameter.
+            s = _checks.suffix_param(make(a), a.S)
+        else:
+            s = getattr(a, name)
         out.append(_NO_STATE if s is None else s)
     return out
 
