@@ -60,15 +60,12 @@ __host__ __device__ constexpr int min_blocks(bool backward, int vec) {
 // registers.
 //  forward   live: states + constants; streams: x.
 //            First kernel: 3 live + 8 steps (V = 4) or 32 (V = 1) of x = 11 / 35.
-//  backward  live: state gradients + constants + their gradient sums and
-//            the sums' compensations + the saves carried to the next batch
-//            (the initial states are read at step 0 only); streams: every
-//            save (each loaded once, one step below), dspk, a cotangent per
-//            state (mem_all), and x when backward() reads it.
-//            First kernel: 9 live + 4 (V = 4) or 16 (V = 1) steps of 4 streams
-//            (h, u, dspk, dmem) = 25 / 73. (Before the compensated sums: 8
-//            live, 24 / 72, and the initial states counted; every family kept
-//            its U but Izhikevich at V = 1, 9 -> 8.)
+//  backward  live: state gradients + initial states + constants + their
+//            gradient sums + the saves carried to the next batch; streams:
+//            every save (each loaded once, one step below), dspk, a
+//            cotangent per state (mem_all), and x when backward() reads it.
+//            First kernel: 8 live + 4 (V = 4) or 16 (V = 1) steps of 4 streams
+//            (h, u, dspk, dmem) = 24 / 72.
 // The worst mode's counts (kSaves, not saves(mode)) so that a family's U is
 // one number; at least 1 step.
 template <class F>
@@ -79,9 +76,9 @@ __host__ __device__ constexpr int fwd_unroll(int vec) {
 }
 template <class F>
 __host__ __device__ constexpr int bwd_unroll(int vec) {
-  const int live = F::kStates + 3 * F::kConsts + F::kSaves;
+  const int live = 2 * F::kStates + 2 * F::kConsts + F::kSaves;
   const int streams = F::kSaves + 1 + F::kOutputStates + (F::kBackwardX ? 1 : 0);
-  const int u = ((vec == 4 ? 25 : 73) - live) / streams;
+  const int u = ((vec == 4 ? 24 : 72) - live) / streams;
   return u < 1 ? 1 : u;
 }
 // The tail after the full batches: batches of 4 (or U, if smaller), then 1.
@@ -282,9 +279,9 @@ FS_FN void slopes(fs::Surrogate g, const fs::Fire (&f)[V], float (&sg)[V]) {
 template <class F, int V>
 struct BwdState {
   float c[F::kConsts][V];     // the trait's constants
+  float m0[F::kStates][V];    // initial states (the states entering step 0)
   float gu[F::kStates][V];    // dL/d(states) carried back
-  float gc[F::kConsts][V];    // sums over T of the constants' gradients
-  float gk[F::kConsts][V];    // and their compensations (fs::add_compensated)
+  float gc[F::kConsts][V];    // the constants' gradients summed since the last fold
   float next[F::kSaves][V];   // saves at the step above the next batch (loaded once)
 };
 
@@ -347,19 +344,11 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
     fs::Vec<NS> prev[V];
     fs::Fire f[V];
     float sg[V];
-    // The initial states, read only here (step 0): kept in BwdState for the
-    // whole loop they held kStates x V registers, and with the compensated
-    // sums ALIF's and Izhikevich's bfloat16 kernels (V = 4) spilled.
-    float m0[NS][V];
-    if (!has_prev) {
-      FS_UNROLL
-      for (int q = 0; q < NS; ++q) load_suffix<V>(p.state0[q], p.P_state[q], i, m0[q]);
-    }
     FS_UNROLL
     for (int k = 0; k < V; ++k) {
       const fs::Vec<F::kConsts> c = column(st.c, k);
       prev[k] = has_prev ? F::template carried<RESET, MODE>(saves_of<F>(sv[j + 1], k), c)
-                         : column(m0, k);
+                         : column(st.m0, k);
       f[k] = F::template fire<RESET, MODE>(saves_of<F>(sv[j], k), prev[k], c);
     }
     slopes<V>(p.g, f, sg);
@@ -375,11 +364,7 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
       FS_UNROLL
       for (int q = 0; q < NS; ++q) st.gu[q][k] = r.dprev.v[q];
       FS_UNROLL
-      for (int q = 0; q < F::kConsts; ++q) {
-        const fs::Sum a = fs::add_compensated(fs::Sum{st.gc[q][k], st.gk[q][k]}, r.dc.v[q]);
-        st.gc[q][k] = a.s;
-        st.gk[q][k] = a.c;
-      }
+      for (int q = 0; q < F::kConsts; ++q) st.gc[q][k] += r.dc.v[q];
     }
     store<T, V>(static_cast<T*>(p.dx) + o0 - j * N, g);
   }
@@ -392,13 +377,61 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
   }
 }
 
-template <class F, typename T, int RESET, int MODE, int V>
-FS_FN void backward_thread(const BwdParams& p, int64_t tid) {
+// The sums over T of the constants' gradients, compensated (fs::add_compensated,
+// which the CPU and Metal kernels apply every step): each thread adds its
+// steps to plain sums in registers (BwdState::gc) and folds them into these
+// every kFoldSteps steps (and once at the end). Held outside registers (the
+// kernel's: shared memory, one slot per thread, kMaxBlock floats apart so
+// that a warp's accesses fall in 32 banks): in registers the compensations
+// took kConsts x V more, and the V = 4 backward of ALIF, Alpha, RSynaptic and
+// Izhikevich spilled (4-80 bytes of stack at the 128-register cap). A fold
+// adds about kFoldSteps plain terms, whose float32 error is that of a
+// 32-step sum, not a T-step one.
+constexpr int kFoldSteps = 32;
+
+// This thread's first slot, the next STRIDE floats further on. Volatile:
+// without it the compiler kept the slots in registers across the loop (it
+// may: no other thread touches them), which is what they are there to avoid,
+// and the V = 4 backward of six families spilled (ALIF 96 bytes, Izhikevich
+// 176).
+template <int STRIDE>
+struct FoldSlots {
+  volatile float* at;
+};
+
+// 2 x kConsts x V slots per thread: sum, then compensation, per (q, k).
+template <class F, int V>
+__host__ __device__ constexpr int fold_slots() {
+  return 2 * F::kConsts * V;
+}
+
+template <class F, int V, int S>
+FS_FN void fold(BwdState<F, V>& st, FoldSlots<S> f) {
+  FS_UNROLL
+  for (int q = 0; q < F::kConsts; ++q) {
+    FS_UNROLL
+    for (int k = 0; k < V; ++k) {
+      volatile float* sum = f.at + (2 * (q * V + k)) * S;
+      volatile float* comp = sum + S;
+      const fs::Sum a = fs::add_compensated(fs::Sum{*sum, *comp}, st.gc[q][k]);
+      *sum = a.s;
+      *comp = a.c;
+      st.gc[q][k] = 0.0f;
+    }
+  }
+}
+
+template <class F, typename T, int RESET, int MODE, int V, int S>
+FS_FN void backward_thread(const BwdParams& p, int64_t tid, FoldSlots<S> f) {
   constexpr int U = bwd_unroll<F>(V), U4 = tail_unroll(U), NS = F::kStates;
   constexpr int NV = F::saves(MODE);
   const int64_t i = tid * V;
   if (i >= p.N) return;
   BwdState<F, V> st{};  // gradient sums start at zero
+  FS_UNROLL
+  for (int j = 0; j < fold_slots<F, V>(); ++j) f.at[j * S] = 0.0f;
+  FS_UNROLL
+  for (int q = 0; q < NS; ++q) load_suffix<V>(p.state0[q], p.P_state[q], i, st.m0[q]);
   prepare<F, V>(p.param, p.P_param, i, st.c);
   if (!p.mem_all) {
     FS_UNROLL
@@ -407,11 +440,26 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid) {
   FS_UNROLL
   for (int q = 0; q < NV; ++q) load<float, V>(p.save[q] + (p.T - 1) * p.N + i, st.next[q]);
 
-  // Batches of U, then 4, then 1, each kept above step 0 but the last.
+  // Batches of U, then 4, then 1, each kept above step 0 but the last; the
+  // sums folded every kFoldSteps steps (a uniform branch: every thread has T).
   int64_t t = p.T - 1;
-  for (; t - U >= 0; t -= U) backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
+  int since = 0;
+  for (; t - U >= 0; t -= U) {
+    backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
+    if ((since += U) >= kFoldSteps) {
+      fold(st, f);
+      since = 0;
+    }
+  }
   for (; t - U4 >= 0; t -= U4) backward_steps<F, T, RESET, MODE, V, U4>(p, i, t, st);
   for (; t >= 0; --t) backward_steps<F, T, RESET, MODE, V, 1>(p, i, t, st);
+  fold(st, f);
+  float sums[F::kConsts][V];
+  FS_UNROLL
+  for (int q = 0; q < F::kConsts; ++q) {
+    FS_UNROLL
+    for (int k = 0; k < V; ++k) sums[q][k] = f.at[(2 * (q * V + k)) * S];
+  }
 
   // The initial states' partials: the gradient carried out of step 0. The
   // parameters': F::finish on the sums, with the raw values loaded again
@@ -423,7 +471,7 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid) {
   float dp[F::kParams][V];
   FS_UNROLL
   for (int k = 0; k < V; ++k) {
-    const fs::Vec<F::kParams> d = F::finish(column(raw, k), column(st.gc, k));
+    const fs::Vec<F::kParams> d = F::finish(column(raw, k), column(sums, k));
     FS_UNROLL
     for (int q = 0; q < F::kParams; ++q) dp[q][k] = d.v[q];
   }

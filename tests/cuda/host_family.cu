@@ -36,7 +36,8 @@ bool run_grid(const P& p, int family, int reset, int mode, int64_t threads) {
       constexpr int R = decltype(r)::value, M = decltype(m)::value;
       for (int64_t tid = 0; tid < threads; ++tid) {
         if constexpr (BACKWARD) {
-          backward_thread<F, T, R, M, V>(p, tid);
+          float slots[fold_slots<F, V>()];  // the kernel's shared-memory slots
+          backward_thread<F, T, R, M, V>(p, tid, FoldSlots<1>{slots});
         } else {
           forward_thread<F, T, R, M, V>(p, tid);
         }
