@@ -440,17 +440,18 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid, FoldSlots<S> f) {
   FS_UNROLL
   for (int q = 0; q < NV; ++q) load<float, V>(p.save[q] + (p.T - 1) * p.N + i, st.next[q]);
 
-  // Batches of U, then 4, then 1, each kept above step 0 but the last; the
-  // sums folded every kFoldSteps steps (a uniform branch: every thread has T).
+  // Batches of U in groups of G, the sums folded after each group, then
+  // batches of 4, then 1, each kept above step 0 but the last. The fold sits
+  // outside the innermost loop: inside it (a branch on a step count) it cost
+  // Leaky's backward 18% on an H200 (0.230 -> 0.272 ms, T=100 B=64 N=4096).
+  constexpr int G = (kFoldSteps + U - 1) / U;
   int64_t t = p.T - 1;
-  int since = 0;
-  for (; t - U >= 0; t -= U) {
-    backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
-    if ((since += U) >= kFoldSteps) {
-      fold(st, f);
-      since = 0;
-    }
+  while (t - G * U >= 0) {
+#pragma unroll 1
+    for (int g = 0; g < G; ++g, t -= U) backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
+    fold(st, f);
   }
+  for (; t - U >= 0; t -= U) backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
   for (; t - U4 >= 0; t -= U4) backward_steps<F, T, RESET, MODE, V, U4>(p, i, t, st);
   for (; t >= 0; --t) backward_steps<F, T, RESET, MODE, V, 1>(p, i, t, st);
   fold(st, f);
