@@ -387,7 +387,7 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
 // Izhikevich spilled (4-80 bytes of stack at the 128-register cap). A fold
 // adds about kFoldSteps plain terms, whose float32 error is that of a
 // 32-step sum, not a T-step one.
-constexpr int kFoldSteps = 32;
+using fs::kFoldSteps;
 
 // This thread's first slot, the next STRIDE floats further on. Volatile:
 // without it the compiler kept the slots in registers across the loop (it
@@ -440,18 +440,17 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid, FoldSlots<S> f) {
   FS_UNROLL
   for (int q = 0; q < NV; ++q) load<float, V>(p.save[q] + (p.T - 1) * p.N + i, st.next[q]);
 
-  // Batches of U in groups of G, the sums folded after each group, then
-  // batches of 4, then 1, each kept above step 0 but the last. The fold sits
-  // outside the innermost loop: inside it (a branch on a step count) it cost
-  // Leaky's backward 18% on an H200 (0.230 -> 0.272 ms, T=100 B=64 N=4096).
-  constexpr int G = (kFoldSteps + U - 1) / U;
+  // Batches of U, then 4, then 1, each kept above step 0 but the last; the
+  // sums folded every kFoldSteps steps (a uniform branch: every thread has T).
   int64_t t = p.T - 1;
-  while (t - G * U >= 0) {
-#pragma unroll 1
-    for (int g = 0; g < G; ++g, t -= U) backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
-    fold(st, f);
+  int since = 0;
+  for (; t - U >= 0; t -= U) {
+    backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
+    if ((since += U) >= kFoldSteps) {
+      fold(st, f);
+      since = 0;
+    }
   }
-  for (; t - U >= 0; t -= U) backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
   for (; t - U4 >= 0; t -= U4) backward_steps<F, T, RESET, MODE, V, U4>(p, i, t, st);
   for (; t >= 0; --t) backward_steps<F, T, RESET, MODE, V, 1>(p, i, t, st);
   fold(st, f);

@@ -114,6 +114,11 @@ FS_FN Sum add_compensated(Sum a, float v) {
   return o;
 }
 
+// Steps between folds of plain per-step sums into compensated ones (the CPU
+// and CUDA kernels; see their fold functions): a fold's plain sum has the
+// float32 error of a 32-term sum, not of a T-term one.
+FS_CONST int kFoldSteps = 32;
+
 // The largest counts any family has: the fixed sizes of the generic kernels'
 // pointer tables (CUDA params, Metal buffer layout). static_assert'ed against
 // every registered family in families.h.
