@@ -79,7 +79,12 @@ __host__ __device__ constexpr int bwd_unroll(int vec) {
   const int live = 2 * F::kStates + 2 * F::kConsts + F::kSaves;
   const int streams = F::kSaves + 1 + F::kOutputStates + (F::kBackwardX ? 1 : 0);
   const int u = ((vec == 4 ? 24 : 72) - live) / streams;
-  return u < 1 ? 1 : u;
+  // A power of two (at most 16), so that U divides kFoldSteps and the
+  // gradient sums fold after the same steps as on the CPU and Metal, to the
+  // same bits (backward_thread).
+  int p = 1;
+  while (p * 2 <= u && p * 2 <= 16) p *= 2;
+  return p;
 }
 // The tail after the full batches: batches of 4 (or U, if smaller), then 1.
 __host__ __device__ constexpr int tail_unroll(int u) {
@@ -377,23 +382,22 @@ FS_FN void backward_steps(const BwdParams& p, int64_t i, int64_t t_hi, BwdState<
   }
 }
 
-// The sums over T of the constants' gradients, compensated (fs::add_compensated,
-// which the CPU and Metal kernels apply every step): each thread adds its
-// steps to plain sums in registers (BwdState::gc) and folds them into these
-// every kFoldSteps steps (and once at the end). Held outside registers (the
+// The sums over T of the constants' gradients, compensated: each thread adds
+// its steps to plain sums in registers (BwdState::gc) and folds them into
+// compensated sums (fs::add_compensated) after every kFoldSteps steps counted
+// from step T - 1 (but the last) and once at the end, exactly where the CPU
+// and Metal kernels fold, so the three give the same bits. Held outside registers (the
 // kernel's: shared memory, one slot per thread, kMaxBlock floats apart so
-// that a warp's accesses fall in 32 banks): in registers the compensations
-// took kConsts x V more, and the V = 4 backward of ALIF, Alpha, RSynaptic and
-// Izhikevich spilled (4-80 bytes of stack at the 128-register cap). A fold
-// adds about kFoldSteps plain terms, whose float32 error is that of a
-// 32-step sum, not a T-step one.
+// that a warp's accesses fall in 32 banks): kept in registers, the
+// compensations took kConsts x V more, and the V = 4 backward of the four
+// families with the most constants spilled (4-80 bytes of stack at the
+// 128-register cap).
 using fs::kFoldSteps;
 
 // This thread's first slot, the next STRIDE floats further on. Volatile:
 // without it the compiler kept the slots in registers across the loop (it
 // may: no other thread touches them), which is what they are there to avoid,
-// and the V = 4 backward of six families spilled (ALIF 96 bytes, Izhikevich
-// 176).
+// and the V = 4 backward of six families spilled (up to 176 bytes).
 template <int STRIDE>
 struct FoldSlots {
   volatile float* at;
@@ -440,13 +444,20 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid, FoldSlots<S> f) {
   FS_UNROLL
   for (int q = 0; q < NV; ++q) load<float, V>(p.save[q] + (p.T - 1) * p.N + i, st.next[q]);
 
-  // Batches of U, then 4, then 1, each kept above step 0 but the last; the
-  // sums folded every kFoldSteps steps (a uniform branch: every thread has T).
+  // Batches of U, then 4, then 1, each kept above step 0 but the last. The
+  // sums fold after every kFoldSteps steps before the last step, and once at
+  // the end, as on the CPU and Metal. U divides kFoldSteps (bwd_unroll), so
+  // the batches of U meet every such point exactly; the tail after them is at
+  // most U steps and meets none (the main loop stops at t < U having folded
+  // where a multiple of kFoldSteps was done, and the next multiple is at
+  // least U steps further, at the earliest the end). A uniform branch: every
+  // thread has the same T. (Folds in the tail loops too spilled Leaky's
+  // immediate-mode kernel.)
   int64_t t = p.T - 1;
   int since = 0;
   for (; t - U >= 0; t -= U) {
     backward_steps<F, T, RESET, MODE, V, U>(p, i, t, st);
-    if ((since += U) >= kFoldSteps) {
+    if ((since += U) == kFoldSteps) {
       fold(st, f);
       since = 0;
     }

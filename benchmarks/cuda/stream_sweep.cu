@@ -384,8 +384,10 @@ __global__ void __launch_bounds__(fc::kMaxBlock, fc::min_blocks(false, V))
 template <int V>
 __global__ void __launch_bounds__(fc::kMaxBlock, fc::min_blocks(true, V))
     engine_bwd(const __grid_constant__ fc::BwdParams p) {
+  __shared__ float sums[fc::fold_slots<fs::Leaky, V>() * fc::kMaxBlock];
   fc::backward_thread<fs::Leaky, float, fs::kSubtract, fs::kDelayed, V>(
-      p, int64_t(blockIdx.x) * blockDim.x + threadIdx.x);
+      p, int64_t(blockIdx.x) * blockDim.x + threadIdx.x,
+      fc::FoldSlots<fc::kMaxBlock>{sums + threadIdx.x});
 }
 
 // --- driver ------------------------------------------------------------------

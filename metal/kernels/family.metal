@@ -140,6 +140,22 @@ fs::Vec<F::kSaves> load_saves(BwdBuffers<T> b, ulong o) {
   return s;
 }
 
+// Compensated sums (fs::add_compensated) and their compensations, by value
+// (a reference would need an address space).
+template <int N>
+struct Compensated {
+  fs::Vec<N> s, c;
+};
+template <int N>
+Compensated<N> fold_into(Compensated<N> a, fs::Vec<N> add) {
+  for (int j = 0; j < N; ++j) {
+    const fs::Sum r = fs::add_compensated(fs::Sum{a.s.v[j], a.c.v[j]}, add.v[j]);
+    a.s.v[j] = r.s;
+    a.c.v[j] = r.c;
+  }
+  return a;
+}
+
 // Reverse pass over t = T-1 .. 0, as backward_range in src/cpu/engine.h: the
 // states entering step t are the initial states at t = 0, else carried()
 // from step t-1's saves, which the next iteration reads as its own, so each
@@ -160,7 +176,12 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     // A state with no output has no cotangent of its own.
     gu.v[j] = fs_mem_all || j >= F::kOutputStates ? 0.0f : static_cast<float>(b.dstate[j][i]);
   }
-  fs::Vec<F::kConsts> gc = {}, gk = {};  // sums over T and their compensations
+  // The constants' gradients: plain sums of up to fs::kFoldSteps steps (gc)
+  // folded into compensated sums after every kFoldSteps steps but the last
+  // and once at the end, where the CPU and CUDA kernels fold: the three give
+  // the same bits.
+  fs::Vec<F::kConsts> gc = {};
+  Compensated<F::kConsts> sums = {};
   fs::Vec<F::kSaves> sv = load_saves<F, MODE>(b, ulong(steps - 1) * n + i);
   for (uint k = 0; k < steps; ++k) {
     const uint t = steps - 1 - k;
@@ -186,15 +207,16 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     const fs::Grad<F> r = F::template backward<RESET, MODE>(sv, prev, xv, c, ds, d, sg, fs_detach);
     b.dx[o] = static_cast<T>(r.dx);
     gu = r.dprev;
-    for (int j = 0; j < F::kConsts; ++j) {
-      const fs::Sum a = fs::add_compensated(fs::Sum{gc.v[j], gk.v[j]}, r.dc.v[j]);
-      gc.v[j] = a.s;
-      gk.v[j] = a.c;
+    for (int j = 0; j < F::kConsts; ++j) gc.v[j] += r.dc.v[j];
+    if (t > 0 && (k + 1) % uint(fs::kFoldSteps) == 0) {
+      sums = fold_into(sums, gc);
+      gc = fs::Vec<F::kConsts>{};
     }
     sv = svp;
   }
+  sums = fold_into(sums, gc);
   for (int j = 0; j < F::kStates; ++j) b.dstate0[j][i] = gu.v[j];
-  const fs::Vec<F::kParams> dp = F::finish(raw, gc);
+  const fs::Vec<F::kParams> dp = F::finish(raw, sums.s);
   for (int j = 0; j < F::kParams; ++j) b.dparam[j][i] = dp.v[j];
 }
 

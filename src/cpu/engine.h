@@ -346,7 +346,9 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
         }
         dx.write(c, m, c + m == n, a.stream);
       }
-      if (PARAMS && (a.d.T - t) % fs::kFoldSteps == 0) fold_sums(gc, gs, NC, n);
+      // After every kFoldSteps steps but the last, then once at the end: the
+      // points where the CUDA and Metal kernels fold, for the same bits.
+      if (PARAMS && t > 0 && (a.d.T - t) % fs::kFoldSteps == 0) fold_sums(gc, gs, NC, n);
     }
     for (int j = 0; j < NS; ++j) {
       std::memcpy(a.dstate0[j] + j0, gu + j * kBlock, size_t(n) * sizeof(float));
