@@ -451,8 +451,8 @@ FS_FN void backward_thread(const BwdParams& p, int64_t tid, FoldSlots<S> f) {
   // most U steps and meets none (the main loop stops at t < U having folded
   // where a multiple of kFoldSteps was done, and the next multiple is at
   // least U steps further, at the earliest the end). A uniform branch: every
-  // thread has the same T. (Folds in the tail loops too spilled Leaky's
-  // immediate-mode kernel.)
+  // thread has the same T. (Folds in the tail loops too spilled the first
+  // family's immediate-mode kernel at the 128-register cap.)
   int64_t t = p.T - 1;
   int since = 0;
   for (; t - U >= 0; t -= U) {
