@@ -34,7 +34,7 @@ template <class F, typename T, int RESET, int MODE, int V>
 __global__ void __launch_bounds__(kMaxBlock, min_blocks(true, V))
     family_backward_kernel(const __grid_constant__ BwdParams p) {
   // The compensated gradient sums (family.cuh, fold): 2 x kConsts x V floats
-  // a thread, at most 24 KB a block (Izhikevich, V = 4).
+  // a thread, at most 24 KB a block (6 constants, V = 4).
   __shared__ float sums[fold_slots<F, V>() * kMaxBlock];
   backward_thread<F, T, RESET, MODE, V>(p, global_thread(),
                                         FoldSlots<kMaxBlock>{sums + threadIdx.x});
