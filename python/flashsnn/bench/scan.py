@@ -300,8 +300,6 @@ def run(args) -> int:
         return fail("bench", str(e))
     if not shapes:
         shapes = [(1, L, 256, 16) for L in MEMORY_LS] if args.memory else SHAPES
-    if args.device == "gpu":
-        mx.set_default_device(mx.gpu)
     result = {"machine": machine_info(args.device), "family": "selective_scan",
               "command": "flashsnn bench " + " ".join(sys.argv[2:])}
     if args.memory:

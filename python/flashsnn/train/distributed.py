@@ -16,8 +16,6 @@ the group has one process and nothing changes.
 
 from __future__ import annotations
 
-import numpy as np
-
 import mlx.core as mx
 
 
@@ -34,8 +32,9 @@ def rows(n: int, g) -> slice:
     if g is None:
         return slice(0, n)
     k, r = g.size(), g.rank()
-    bounds = np.cumsum([0] + [n // k + (1 if i < n % k else 0) for i in range(k)])
-    return slice(int(bounds[r]), int(bounds[r + 1]))
+    q, m = divmod(n, k)  # the first m processes take q + 1 rows, the others q
+    start = r * q + min(r, m)
+    return slice(start, start + q + (r < m))
 
 
 def shard(x, y, g, axis: int = 1):

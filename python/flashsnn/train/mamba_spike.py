@@ -149,7 +149,7 @@ def evaluate(model, source, group=None) -> float:
         x, y = x[:, part], np.asarray(y)[part]
         if len(y) == 0:
             continue
-        correct += int((np.array(mx.argmax(model(x), axis=-1)) == np.asarray(y)).sum())
+        correct += int((np.array(mx.argmax(model(x), axis=-1)) == y).sum())
     return distributed.total(correct, group) / source.n_test
 
 
