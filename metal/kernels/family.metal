@@ -208,7 +208,7 @@ void family_backward_thread(BwdBuffers<T> b, constant uint* dims, float sa, floa
     b.dx[o] = static_cast<T>(r.dx);
     gu = r.dprev;
     for (int j = 0; j < F::kConsts; ++j) gc.v[j] += r.dc.v[j];
-    if (t > 0 && (k + 1) % uint(fs::kFoldSteps) == 0) {
+    if (fs::fold_after(long(k) + 1, long(steps))) {
       sums = fold_into(sums, gc);
       gc = fs::Vec<F::kConsts>{};
     }

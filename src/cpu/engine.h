@@ -274,12 +274,13 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
   constexpr int NS = F::kStates, NO = F::kOutputStates, NC = F::kConsts, NV = F::saves(MODE);
   const int64_t N = a.d.N;
   const LineGrid grid(a.save[0], N);
-  // gu [NS], gc [NC], the compensated sums gs [NC] and their compensations
-  // [NC] (fold_sums), cs [NC], m0 [NS].
+  // gu [NS], gc [NC], cs [NC], m0 [NS] (read or written every step, placed
+  // as before the compensated sums), then the compensated sums gs [NC] and
+  // their compensations [NC] (fold_sums), touched every kFoldSteps steps.
   Scratch buf(F::kParams, NS + 4 * NC + NS, grid.state_shift(i0));
   float* sg = buf.chunk;
-  float *gu = buf.array(0), *gc = buf.array(NS), *gs = buf.array(NS + NC),
-        *cs = buf.array(NS + 3 * NC), *m0 = buf.array(NS + 4 * NC);
+  float *gu = buf.array(0), *gc = buf.array(NS), *cs = buf.array(NS + NC),
+        *m0 = buf.array(NS + 2 * NC), *gs = buf.array(2 * NS + 2 * NC);
   const std::vector<T> zeros(kChunk, static_cast<T>(0.0f));
   OutRow<T> dx;
   const float* sv[NV];
@@ -296,7 +297,8 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
       }
       load_suffix(a.state0[j], a.d.P_state[j], j0, m0 + j * kBlock, n);
     }
-    for (int j = 0; j < 3 * NC; ++j) std::fill(gc + j * kBlock, gc + j * kBlock + n, 0.0f);
+    for (int j = 0; j < NC; ++j) std::fill(gc + j * kBlock, gc + j * kBlock + n, 0.0f);
+    for (int j = 0; j < 2 * NC; ++j) std::fill(gs + j * kBlock, gs + j * kBlock + n, 0.0f);
     prepare_block<F>(a.param, a.d.P_param, j0, n, buf.chunk, cs);
     for (int64_t t = a.d.T - 1; t >= 0; --t) {
       dx.start(a.dx + t * N + j0);
@@ -346,9 +348,7 @@ FS_CPU_CLONES void backward_range(const BwdArgs<T>& a, int64_t i0, int64_t i1) {
         }
         dx.write(c, m, c + m == n, a.stream);
       }
-      // After every kFoldSteps steps but the last, then once at the end: the
-      // points where the CUDA and Metal kernels fold, for the same bits.
-      if (PARAMS && t > 0 && (a.d.T - t) % fs::kFoldSteps == 0) fold_sums(gc, gs, NC, n);
+      if (PARAMS && fs::fold_after(a.d.T - t, a.d.T)) fold_sums(gc, gs, NC, n);
     }
     for (int j = 0; j < NS; ++j) {
       std::memcpy(a.dstate0[j] + j0, gu + j * kBlock, size_t(n) * sizeof(float));

@@ -119,6 +119,14 @@ FS_FN Sum add_compensated(Sum a, float v) {
 // float32 error of a 32-term sum, not of a T-term one.
 FS_CONST int kFoldSteps = 32;
 
+// Whether the backward folds after `done` of its T steps (counted from step
+// T - 1): after every kFoldSteps but the last; the kernels fold once more at
+// the end. The same points on every backend give the same bits (the CUDA
+// kernel meets them with a counter, csrc/family.cuh).
+FS_FN bool fold_after(long done, long T) {
+  return done < T && done % kFoldSteps == 0;
+}
+
 // The largest counts any family has: the fixed sizes of the generic kernels'
 // pointer tables (CUDA params, Metal buffer layout). static_assert'ed against
 // every registered family in families.h.
